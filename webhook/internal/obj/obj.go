@@ -1,0 +1,107 @@
+// Package obj reads and copies unstructured JSON objects (map[string]any as
+// produced by encoding/json with UseNumber) without ever "repairing" a field
+// of an unexpected type: readers report what they found, writers copy only
+// the maps and slices on the path they change, so the caller's object is
+// never modified (the rules are pure functions).
+package obj
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+)
+
+// Kind says what a path lookup found.
+type Kind int
+
+const (
+	Absent Kind = iota // key not present
+	Null               // present with JSON null
+	Map                // a JSON object
+	Other              // present with another type (string, number, array, bool)
+)
+
+// Lookup follows path through nested objects. It returns the value and its Kind.
+// If an intermediate element is not an object, the result is Other for that
+// element's kind; callers treat Other as "unexpected type: leave alone".
+func Lookup(o map[string]any, path ...string) (any, Kind) {
+	var cur any = o
+	for _, p := range path {
+		m, ok := cur.(map[string]any)
+		if !ok {
+			if cur == nil {
+				return nil, Null
+			}
+			return cur, Other
+		}
+		v, ok := m[p]
+		if !ok {
+			return nil, Absent
+		}
+		cur = v
+	}
+	switch cur.(type) {
+	case nil:
+		return nil, Null
+	case map[string]any:
+		return cur, Map
+	default:
+		return cur, Other
+	}
+}
+
+// String returns the string at path, and whether it is a string.
+func String(o map[string]any, path ...string) (string, bool) {
+	v, _ := Lookup(o, path...)
+	s, ok := v.(string)
+	return s, ok
+}
+
+// CopyMap returns a shallow copy of m (nil stays nil).
+func CopyMap(m map[string]any) map[string]any {
+	if m == nil {
+		return nil
+	}
+	c := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
+}
+
+// Decode parses one JSON object, keeping numbers as json.Number so that
+// re-encoding never changes a value the webhook does not own.
+func Decode(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("trailing data after the JSON object")
+	}
+	m, ok := v.(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("expected a JSON object, got %s", TypeName(v))
+	}
+	return m, nil
+}
+
+// TypeName describes a decoded JSON value for messages ("an array", ...).
+func TypeName(v any) string {
+	switch v.(type) {
+	case nil:
+		return "null"
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	case string:
+		return "a string"
+	case bool:
+		return "a boolean"
+	default:
+		return "a number"
+	}
+}
