@@ -1,0 +1,108 @@
+// Package config holds the settings shared by `serve` and `mutate` (SPEC 1):
+// which label to inject, its two values, the Datadog tag it maps to, and
+// which pods are Datadog agents. Both shells validate them the same way and
+// refuse to start with a message naming the flag.
+package config
+
+import (
+	"flag"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
+	"github.com/canary-tagger/canary-tagger/webhook/rollout"
+)
+
+// Defaults (SPEC 1).
+const (
+	DefaultLabelKey      = "role"
+	DefaultStableValue   = "stable"
+	DefaultCanaryValue   = "canary"
+	DefaultTagName       = "kube_role"
+	DefaultAgentSelector = "agent.datadoghq.com/component=agent"
+)
+
+// Flags are the raw flag values.
+type Flags struct {
+	LabelKey      string
+	StableValue   string
+	CanaryValue   string
+	TagName       string
+	AgentSelector string
+}
+
+// Rules are validated settings, ready for the two rules.
+type Rules struct {
+	Rollout  rollout.Options
+	AgentPod agentpod.Options
+	// AgentSelector is the selector as given, for messages.
+	AgentSelector string
+}
+
+// Register adds the shared flags to fs.
+func (f *Flags) Register(fs *flag.FlagSet) {
+	fs.StringVar(&f.LabelKey, "label-key", DefaultLabelKey, "pod label injected into the Rollout's stable/canary ephemeral metadata and mapped to a Datadog tag")
+	fs.StringVar(&f.StableValue, "stable-value", DefaultStableValue, "label value for stable pods (stableMetadata)")
+	fs.StringVar(&f.CanaryValue, "canary-value", DefaultCanaryValue, "label value for canary pods (canaryMetadata)")
+	fs.StringVar(&f.TagName, "tag-name", DefaultTagName, "Datadog tag the label becomes, added to DD_KUBERNETES_POD_LABELS_AS_TAGS")
+	fs.StringVar(&f.AgentSelector, "agent-selector", DefaultAgentSelector, "label selector of Datadog Agent pods (e.g. app=datadog for charts before 3.140.0)")
+}
+
+// Validate checks every value and builds the rules' options. The error names
+// the offending flag.
+func (f Flags) Validate() (Rules, error) {
+	if errs := validation.IsQualifiedName(f.LabelKey); len(errs) > 0 {
+		return Rules{}, flagErr("label-key", f.LabelKey, "not a valid label key", errs)
+	}
+	for name, v := range map[string]string{"stable-value": f.StableValue, "canary-value": f.CanaryValue} {
+		if v == "" {
+			return Rules{}, fmt.Errorf("--%s: must not be empty", name)
+		}
+		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
+			return Rules{}, flagErr(name, v, "not a valid label value", errs)
+		}
+	}
+	if f.StableValue == f.CanaryValue {
+		return Rules{}, fmt.Errorf("--stable-value and --canary-value are both %q: stable and canary pods would look the same", f.StableValue)
+	}
+	if err := ValidateTagName(f.TagName); err != nil {
+		return Rules{}, fmt.Errorf("--tag-name=%q: %v", f.TagName, err)
+	}
+	if strings.TrimSpace(f.AgentSelector) == "" {
+		return Rules{}, fmt.Errorf("--agent-selector: must not be empty (it would match every pod)")
+	}
+	sel, err := labels.Parse(f.AgentSelector)
+	if err != nil {
+		return Rules{}, fmt.Errorf("--agent-selector=%q: not a valid label selector: %v", f.AgentSelector, err)
+	}
+	return Rules{
+		Rollout:       rollout.Options{LabelKey: f.LabelKey, StableValue: f.StableValue, CanaryValue: f.CanaryValue},
+		AgentPod:      agentpod.Options{LabelKey: f.LabelKey, TagName: f.TagName, Selector: sel},
+		AgentSelector: f.AgentSelector,
+	}, nil
+}
+
+// Datadog tag names start with a letter and hold lower-case letters, digits,
+// and _ - : . / (the agent lower-cases them; we ask for what it will use).
+var tagName = regexp.MustCompile(`^[a-z][a-z0-9_\-:./]*$`)
+
+// ValidateTagName checks a Datadog tag name.
+func ValidateTagName(s string) error {
+	switch {
+	case s == "":
+		return fmt.Errorf("must not be empty")
+	case len(s) > 200:
+		return fmt.Errorf("longer than 200 characters, Datadog's limit")
+	case !tagName.MatchString(s):
+		return fmt.Errorf("not a valid Datadog tag name: start with a lower-case letter, then lower-case letters, digits, '_', '-', ':', '.', '/'")
+	}
+	return nil
+}
+
+func flagErr(name, value, what string, errs []string) error {
+	return fmt.Errorf("--%s=%q: %s: %s", name, value, what, strings.Join(errs, "; "))
+}
