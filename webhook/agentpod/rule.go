@@ -48,10 +48,11 @@ const (
 	ReasonNoContainers   Reason = "no containers"
 	ReasonUnexpectedType Reason = "field of unexpected type"
 	// Container-level reasons. They are shown in the status annotation, so
-	// they are short and say what the user should look at.
+	// they are short, say what the user should look at, and contain no ";"
+	// (the annotation's separator between containers).
 	ReasonValueFrom     Reason = "valueFrom: value not visible to the webhook"
-	ReasonEnvFrom       Reason = "envFrom may set " + EnvName + "; an added env entry would override it"
-	ReasonInvalidJSON   Reason = "value is not a JSON object of strings; the agent drops it whole, so no pod label becomes a tag"
+	ReasonEnvFrom       Reason = "envFrom may set " + EnvName + " and an added env entry would override it"
+	ReasonInvalidJSON   Reason = "value is not a JSON object of strings: the agent drops it whole, no pod label becomes a tag"
 	ReasonDuplicateKeys Reason = "value has duplicate keys"
 )
 
@@ -165,9 +166,9 @@ func MutateDaemonSet(o map[string]any, opts Options) (map[string]any, Result) {
 	if r, ok := matches(o, []string{"spec", "template", "metadata", "labels"}, opts.Selector); !ok {
 		return o, r
 	}
-	ps, k := obj.Lookup(o, "spec", "template", "spec")
+	ps, k, at := obj.Find(o, "spec", "template", "spec")
 	if k != obj.Map {
-		return o, unexpectedPod("spec.template.spec", ps)
+		return o, unexpectedPod(strings.Join(at, "."), ps)
 	}
 	newPS, res := mutatePodSpec(ps.(map[string]any), opts)
 	if res.Reason != ReasonNone || res.Outcome != outcome.Injected {
@@ -183,7 +184,7 @@ func MutateDaemonSet(o map[string]any, opts Options) (map[string]any, Result) {
 }
 
 func matches(o map[string]any, path []string, sel labels.Selector) (Result, bool) {
-	v, k := obj.Lookup(o, path...)
+	v, k, at := obj.Find(o, path...)
 	set := labels.Set{}
 	switch k {
 	case obj.Map:
@@ -195,7 +196,7 @@ func matches(o map[string]any, path []string, sel labels.Selector) (Result, bool
 			set[key] = s
 		}
 	case obj.Other:
-		return unexpectedPod(strings.Join(path, "."), v), false
+		return unexpectedPod(strings.Join(at, "."), v), false
 	}
 	if sel == nil || !sel.Matches(set) {
 		return skip(ReasonNotAgent, ""), false
@@ -294,20 +295,14 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 		return c, cr, true
 	}
 
+	// Find the effective entry (the last one with the name, as Kubernetes
+	// uses) and the first field of an unexpected type, if any.
 	var env []any
-	switch v, k := obj.Lookup(c, "env"); k {
-	case obj.Map:
-		if init {
-			return c, cr, false
-		}
-		return skipped(ReasonUnexpectedType, "env is an object")
-	case obj.Other:
+	bad := ""
+	if v, k := obj.Lookup(c, "env"); k == obj.Map || k == obj.Other {
 		l, ok := v.([]any)
 		if !ok {
-			if init {
-				return c, cr, false
-			}
-			return skipped(ReasonUnexpectedType, "env is "+obj.TypeName(v))
+			bad = "env is " + obj.TypeName(v)
 		}
 		env = l
 	}
@@ -315,22 +310,30 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 	for i, e := range env {
 		em, ok := e.(map[string]any)
 		if !ok {
-			if init {
-				return c, cr, false
+			if bad == "" {
+				bad = fmt.Sprintf("env[%d] is %s", i, obj.TypeName(e))
 			}
-			return skipped(ReasonUnexpectedType, fmt.Sprintf("env[%d] is %s", i, obj.TypeName(e)))
+			continue
 		}
 		if em["name"] == EnvName {
 			last = i
 		}
 	}
+	switch {
+	case init && last < 0:
+		return c, cr, false
+	case bad != "":
+		return skipped(ReasonUnexpectedType, bad)
+	}
 
 	if last < 0 {
-		if init {
-			return c, cr, false
-		}
-		if ef, k := obj.Lookup(c, "envFrom"); k == obj.Map || (k == obj.Other && !isEmptyList(ef)) {
-			return skipped(ReasonEnvFrom, "")
+		switch ef, k := obj.Lookup(c, "envFrom"); k {
+		case obj.Map, obj.Other:
+			if l, ok := ef.([]any); !ok {
+				return skipped(ReasonUnexpectedType, "envFrom is "+obj.TypeName(ef))
+			} else if len(l) > 0 {
+				return skipped(ReasonEnvFrom, "")
+			}
 		}
 		value, _ := encode(map[string]string{opts.LabelKey: opts.TagName})
 		out := obj.CopyMap(c)
@@ -342,8 +345,7 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 	}
 
 	entry := env[last].(map[string]any)
-	if vf, k := obj.Lookup(entry, "valueFrom"); k != obj.Absent && k != obj.Null {
-		_ = vf
+	if _, k := obj.Lookup(entry, "valueFrom"); k != obj.Absent && k != obj.Null {
 		return skipped(ReasonValueFrom, "")
 	}
 	var raw string
@@ -362,11 +364,9 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 	} else if err != nil {
 		return skipped(ReasonInvalidJSON, "")
 	}
-	for k, tag := range mapping {
-		if strings.EqualFold(k, opts.LabelKey) {
-			cr.Action, cr.Tag = ActionPresent, tag
-			return c, cr, true
-		}
+	if tag, ok := mapped(mapping, opts.LabelKey); ok {
+		cr.Action, cr.Tag = ActionPresent, tag
+		return c, cr, true
 	}
 	mapping[opts.LabelKey] = opts.TagName
 	value, err := encode(mapping)
@@ -381,6 +381,24 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 	out["env"] = newEnv
 	cr.Action = ActionInjected
 	return out, cr, true
+}
+
+// mapped returns the tag the mapping gives key. The agent lower-cases the
+// mapping's keys and the pod's label names (strings.ToLower), so the match is
+// on lower-cased keys; with several such keys (e.g. "role" and "Role") the
+// exact one wins, else the first in sorted order, so the answer is stable.
+func mapped(m map[string]string, key string) (string, bool) {
+	if tag, ok := m[key]; ok {
+		return tag, true
+	}
+	lk := strings.ToLower(key)
+	found, tag, ok := "", "", false
+	for k, v := range m {
+		if strings.ToLower(k) == lk && (!ok || k < found) {
+			found, tag, ok = k, v, true
+		}
+	}
+	return tag, ok
 }
 
 var errDuplicate = errors.New("duplicate key")
@@ -456,11 +474,6 @@ func encode(m map[string]string) (string, error) {
 	}
 	b.WriteByte('}')
 	return b.String(), nil
-}
-
-func isEmptyList(v any) bool {
-	l, ok := v.([]any)
-	return ok && len(l) == 0
 }
 
 func skip(r Reason, detail string) Result {

@@ -58,7 +58,8 @@ func (f Flags) Validate() (Rules, error) {
 	if errs := validation.IsQualifiedName(f.LabelKey); len(errs) > 0 {
 		return Rules{}, flagErr("label-key", f.LabelKey, "not a valid label key", errs)
 	}
-	for name, v := range map[string]string{"stable-value": f.StableValue, "canary-value": f.CanaryValue} {
+	for _, fv := range []struct{ name, v string }{{"stable-value", f.StableValue}, {"canary-value", f.CanaryValue}} {
+		name, v := fv.name, fv.v
 		if v == "" {
 			return Rules{}, fmt.Errorf("--%s: must not be empty", name)
 		}

@@ -88,31 +88,29 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 	if !isRollout(o) {
 		return o, skip(ReasonNotRollout, "")
 	}
-	if v, k := obj.Lookup(o, "metadata", "deletionTimestamp"); k != obj.Absent && k != obj.Null && v != "" {
+	if v, k, at := obj.Find(o, "metadata", "deletionTimestamp"); len(at) == 2 && k != obj.Absent && k != obj.Null && v != "" {
 		return o, skip(ReasonDeleting, "")
 	}
 	if v, _ := obj.String(o, "metadata", "annotations", OptOutAnnotation); v == "false" {
 		return o, skip(ReasonOptedOut, OptOutAnnotation+`: "false"`)
 	}
 
-	canary, k := obj.Lookup(o, "spec", "strategy", "canary")
+	canary, k, at := obj.Find(o, "spec", "strategy", "canary")
 	switch k {
 	case obj.Absent, obj.Null:
 		return o, skip(ReasonNoCanary, "")
 	case obj.Other:
-		return o, unexpected("spec.strategy.canary", canary)
+		return o, unexpected(at, canary)
 	}
-	steps, k := obj.Lookup(o, "spec", "strategy", "canary", "steps")
-	switch k {
+	switch steps, k := obj.Lookup(canary.(map[string]any), "steps"); k {
 	case obj.Absent, obj.Null:
 		return o, skip(ReasonNoSteps, "")
-	case obj.Map:
-		return o, unexpected("spec.strategy.canary.steps", steps)
-	}
-	if s, ok := steps.([]any); !ok {
-		return o, unexpected("spec.strategy.canary.steps", steps)
-	} else if len(s) == 0 {
-		return o, skip(ReasonNoSteps, "")
+	default:
+		if s, ok := steps.([]any); !ok {
+			return o, unexpected([]string{"spec", "strategy", "canary", "steps"}, steps)
+		} else if len(s) == 0 {
+			return o, skip(ReasonNoSteps, "")
+		}
 	}
 
 	key := opts.LabelKey
@@ -120,8 +118,10 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 		return o, r
 	}
 
-	var res Result
-	if ref, k := obj.Lookup(o, "spec", "workloadRef"); k == obj.Map {
+	// notChecked is said only if something is injected: a Rollout that
+	// already has both labels is not changed, so there is nothing to warn about.
+	var notChecked []string
+	if ref, k, at := obj.Find(o, "spec", "workloadRef"); k == obj.Map {
 		wr := workloadRef(ref.(map[string]any))
 		var labels map[string]string
 		var err error
@@ -131,14 +131,13 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 			labels, err = templateLabels(wr)
 		}
 		if err != nil {
-			res.Warnings = append(res.Warnings, fmt.Sprintf(
+			notChecked = append(notChecked, fmt.Sprintf(
 				"canary-tagger: the pod template of workloadRef %s was not checked for label %q (%v); injected anyway", wr, key, err))
 		} else if _, clash := labels[key]; clash {
-			return o, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("the pod template of workloadRef %s", wr),
-				"Argo Rollouts deletes it on promotion and a Service selecting on it loses its pods (argo-rollouts #2916)")
+			return o, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("the pod template of workloadRef %s", wr), templateWhy)
 		}
 	} else if k == obj.Other {
-		return o, unexpected("spec.workloadRef", ref)
+		return o, unexpected(at, ref)
 	}
 
 	// Decide per side before copying anything: a field of an unexpected type
@@ -146,8 +145,8 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 	type plan struct{ metaAbsent, labelsAbsent, add bool }
 	var plans [2]plan
 	for i, s := range sides {
-		path := "spec.strategy.canary." + s.field
-		meta, k := obj.Lookup(o, "spec", "strategy", "canary", s.field)
+		path := []string{"spec", "strategy", "canary", s.field}
+		meta, k := obj.Lookup(canary.(map[string]any), s.field)
 		switch k {
 		case obj.Absent, obj.Null:
 			plans[i] = plan{metaAbsent: true, add: true}
@@ -160,17 +159,17 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 		case obj.Absent, obj.Null:
 			plans[i] = plan{labelsAbsent: true, add: true}
 		case obj.Other:
-			return o, unexpected(path+".labels", labels)
+			return o, unexpected(append(path, "labels"), labels)
 		case obj.Map:
 			_, has := labels.(map[string]any)[key]
 			plans[i] = plan{add: !has}
 		}
 	}
 	if !plans[0].add && !plans[1].add {
-		res.Outcome = outcome.Present
-		return o, res
+		return o, Result{Outcome: outcome.Present}
 	}
 
+	res := Result{Outcome: outcome.Injected, Warnings: notChecked}
 	out := obj.CopyMap(o)
 	spec := obj.CopyMap(out["spec"].(map[string]any))
 	out["spec"] = spec
@@ -200,47 +199,45 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 		}
 		res.Added = append(res.Added, fmt.Sprintf("spec.strategy.canary.%s.labels.%s=%s", s.field, key, value))
 	}
-	res.Outcome = outcome.Injected
 	return out, res
 }
 
 // checkConflicts applies SPEC 2.2 to the Rollout's own selector and template.
 func checkConflicts(o map[string]any, key string) (Result, bool) {
-	ml, k := obj.Lookup(o, "spec", "selector", "matchLabels")
+	ml, k, at := obj.Find(o, "spec", "selector", "matchLabels")
 	switch k {
 	case obj.Map:
 		if _, has := ml.(map[string]any)[key]; has {
 			return conflict(ReasonKeyInSelector, key, "spec.selector.matchLabels", selectorWhy), true
 		}
 	case obj.Other:
-		return unexpected("spec.selector.matchLabels", ml), true
+		return unexpected(at, ml), true
 	}
-	me, k := obj.Lookup(o, "spec", "selector", "matchExpressions")
-	if k == obj.Other {
+	me, k, at := obj.Find(o, "spec", "selector", "matchExpressions")
+	switch k {
+	case obj.Map, obj.Other:
 		exprs, ok := me.([]any)
 		if !ok {
-			return unexpected("spec.selector.matchExpressions", me), true
+			return unexpected(at, me), true
 		}
-		for _, e := range exprs {
+		for i, e := range exprs {
 			em, ok := e.(map[string]any)
 			if !ok {
-				return unexpected("spec.selector.matchExpressions[]", e), true
+				return unexpected([]string{"spec", "selector", fmt.Sprintf("matchExpressions[%d]", i)}, e), true
 			}
 			if em["key"] == key {
 				return conflict(ReasonKeyInSelector, key, "spec.selector.matchExpressions", selectorWhy), true
 			}
 		}
-	} else if k == obj.Map {
-		return unexpected("spec.selector.matchExpressions", me), true
 	}
-	tl, k := obj.Lookup(o, "spec", "template", "metadata", "labels")
+	tl, k, at := obj.Find(o, "spec", "template", "metadata", "labels")
 	switch k {
 	case obj.Map:
 		if _, has := tl.(map[string]any)[key]; has {
 			return conflict(ReasonKeyInTemplate, key, "spec.template.metadata.labels", templateWhy), true
 		}
 	case obj.Other:
-		return unexpected("spec.template.metadata.labels", tl), true
+		return unexpected(at, tl), true
 	}
 	return Result{}, false
 }
@@ -265,12 +262,13 @@ func skip(r Reason, detail string) Result {
 	return Result{Outcome: outcome.Skipped, Reason: r, Detail: detail}
 }
 
-func unexpected(path string, v any) Result {
+// unexpected leaves the object alone because the field at path has the wrong type.
+func unexpected(path []string, v any) Result {
 	want := "an object"
-	if strings.HasSuffix(path, "steps") || strings.HasSuffix(path, "matchExpressions") {
+	if last := path[len(path)-1]; last == "steps" || last == "matchExpressions" {
 		want = "an array"
 	}
-	return skip(ReasonUnexpectedType, fmt.Sprintf("%s is %s, expected %s; left alone", path, obj.TypeName(v), want))
+	return skip(ReasonUnexpectedType, fmt.Sprintf("%s is %s, expected %s; left alone", strings.Join(path, "."), obj.TypeName(v), want))
 }
 
 func isRollout(o map[string]any) bool {

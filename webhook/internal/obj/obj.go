@@ -25,35 +25,47 @@ const (
 // If an intermediate element is not an object, the result is Other for that
 // element's kind; callers treat Other as "unexpected type: leave alone".
 func Lookup(o map[string]any, path ...string) (any, Kind) {
+	v, k, _ := Find(o, path...)
+	return v, k
+}
+
+// Find is Lookup that also returns the part of path it reached: all of path,
+// or the prefix ending at the element that was null or not an object, so that
+// a message can name the field actually at fault.
+func Find(o map[string]any, path ...string) (any, Kind, []string) {
 	var cur any = o
-	for _, p := range path {
+	for i, p := range path {
 		m, ok := cur.(map[string]any)
 		if !ok {
 			if cur == nil {
-				return nil, Null
+				return nil, Null, path[:i]
 			}
-			return cur, Other
+			return cur, Other, path[:i]
 		}
 		v, ok := m[p]
 		if !ok {
-			return nil, Absent
+			return nil, Absent, path[:i+1]
 		}
 		cur = v
 	}
 	switch cur.(type) {
 	case nil:
-		return nil, Null
+		return nil, Null, path
 	case map[string]any:
-		return cur, Map
+		return cur, Map, path
 	default:
-		return cur, Other
+		return cur, Other, path
 	}
 }
 
-// String returns the string at path, and whether it is a string.
+// String returns the string at path, and whether it is a string (a string
+// met on the way, such as annotations: "x", is not the one at path).
 func String(o map[string]any, path ...string) (string, bool) {
-	v, _ := Lookup(o, path...)
+	v, _, at := Find(o, path...)
 	s, ok := v.(string)
+	if len(at) != len(path) {
+		return "", false
+	}
 	return s, ok
 }
 

@@ -1,0 +1,403 @@
+package agentpod_test
+
+import (
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj/objtest"
+	"github.com/canary-tagger/canary-tagger/webhook/outcome"
+)
+
+func selector(s string) labels.Selector {
+	sel, err := labels.Parse(s)
+	if err != nil {
+		panic(err)
+	}
+	return sel
+}
+
+// defaults are the SPEC 1 defaults.
+var defaults = agentpod.Options{LabelKey: "role", TagName: "kube_role", Selector: selector("agent.datadoghq.com/component=agent")}
+
+const (
+	agentLabels = `labels: {app: dd-datadog, agent.datadoghq.com/component: agent}`
+	dsOwner     = `ownerReferences: [{apiVersion: apps/v1, kind: DaemonSet, name: dd-datadog, uid: 0b3c, controller: true, blockOwnerDeletion: true}]`
+	agentMeta   = `name: dd-datadog-x7k2p, namespace: datadog, ` + agentLabels + `, ` + dsOwner
+	// inj is the env entry the rule appends with the default options.
+	inj = `{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"kube_role"}'}`
+)
+
+// P is an agent pod (agent labels, owned by a DaemonSet) with the given spec.
+func P(spec string) string {
+	return `{apiVersion: v1, kind: Pod, metadata: {` + agentMeta + `}, spec: ` + spec + `}`
+}
+
+// PS is P with the status annotation the rule adds.
+func PS(status, spec string) string {
+	return `{apiVersion: v1, kind: Pod, metadata: {` + agentMeta + `, annotations: {canary-tagger.io/status: ` + quote(status) + `}}, spec: ` + spec + `}`
+}
+
+// PM is a pod with the given metadata fields and spec.
+func PM(meta, spec string) string {
+	return `{apiVersion: v1, kind: Pod, metadata: {` + meta + `}, spec: ` + spec + `}`
+}
+
+// agent is a container named agent with the given extra fields.
+func agent(fields string) string {
+	if fields != "" {
+		fields = ", " + fields
+	}
+	return `{name: agent, image: "registry.datadoghq.com/agent:7.81.1"` + fields + `}`
+}
+
+// one is a spec with the single container agent(fields).
+func one(fields string) string { return `{containers: [` + agent(fields) + `]}` }
+
+// env is a spec whose agent container has env DD_KUBERNETES_POD_LABELS_AS_TAGS=value.
+func env(value string) string {
+	return one(`env: [{name: DD_SITE, value: datadoghq.com}, {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: ` + quote(value) + `}]`)
+}
+
+// quote makes a YAML (JSON) double-quoted scalar.
+func quote(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+// DS is an agent DaemonSet with the given pod template spec.
+func DS(podSpec string) string {
+	return `{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: dd-datadog, namespace: datadog}, spec: {selector: {matchLabels: {app: dd-datadog}}, ` +
+		`template: {metadata: {` + agentLabels + `, annotations: {checksum/config: abc}}, spec: ` + podSpec + `}}}`
+}
+
+type tcase struct {
+	name    string
+	in      string
+	opts    *agentpod.Options
+	outcome outcome.Outcome
+	reason  agentpod.Reason // of the whole object
+	detail  string          // substring of Result.Detail
+	status  string          // Result.Status()
+	want    string          // expected output; "" means unchanged
+}
+
+const skipInvalid = "agent: skipped: " + string(agentpod.ReasonInvalidJSON)
+
+var podCases = []tcase{
+	// SPEC 3.1: which pods.
+	{name: "3.1 not a Pod", in: `{apiVersion: v1, kind: Service, metadata: {` + agentMeta + `}, spec: {}}`, outcome: outcome.Skipped, reason: agentpod.ReasonNotPod},
+	{name: "3.1 selector mismatch", in: PM(`name: web, labels: {app: web}, `+dsOwner, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
+	{name: "3.1 selector mismatch: cluster agent", in: PM(`name: dca, labels: {agent.datadoghq.com/component: cluster-agent}, `+dsOwner, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
+	{name: "3.1 no labels", in: PM(`name: web, `+dsOwner, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
+	{name: "3.1 labels null", in: PM(`name: web, labels: null, `+dsOwner, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
+	{name: "3.1 no metadata", in: `{apiVersion: v1, kind: Pod, spec: {containers: [{name: agent}]}}`, outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
+	{name: "3.1 not owned by a DaemonSet: ReplicaSet", in: PM(agentLabels+`, ownerReferences: [{apiVersion: apps/v1, kind: ReplicaSet, name: rs, uid: u}]`, one(``)),
+		outcome: outcome.Skipped, reason: agentpod.ReasonNotOwnedByDS},
+	{name: "3.1 not owned by a DaemonSet: no owner", in: PM(agentLabels, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotOwnedByDS},
+	{name: "3.1 not owned by a DaemonSet: other group", in: PM(agentLabels+`, ownerReferences: [{apiVersion: datadoghq.com/v1alpha1, kind: DaemonSet, name: x, uid: u}]`, one(``)),
+		outcome: outcome.Skipped, reason: agentpod.ReasonNotOwnedByDS},
+	{name: "3.1 ownerReferences of the wrong type", in: PM(agentLabels+`, ownerReferences: {kind: DaemonSet}`, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotOwnedByDS},
+	{name: "3.1 one of several owners is a DaemonSet", in: PM(agentLabels+`, ownerReferences: [{apiVersion: v1, kind: Node, name: n, uid: u}, "x", {apiVersion: apps/v1, kind: DaemonSet, name: dd, uid: u}]`, one(``)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PM(agentLabels+`, ownerReferences: [{apiVersion: v1, kind: Node, name: n, uid: u}, "x", {apiVersion: apps/v1, kind: DaemonSet, name: dd, uid: u}], annotations: {canary-tagger.io/status: "agent: injected"}`, one(`env: [`+inj+`]`))},
+	{name: "3.1 custom selector (charts before 3.140.0)", in: PM(`labels: {app: datadog}, `+dsOwner, one(``)),
+		opts: &agentpod.Options{LabelKey: "role", TagName: "kube_role", Selector: selector("app=datadog")}, outcome: outcome.Injected, status: "agent: injected",
+		want: PM(`labels: {app: datadog}, `+dsOwner+`, annotations: {canary-tagger.io/status: "agent: injected"}`, one(`env: [`+inj+`]`))},
+	{name: "3.1 nil selector matches nothing", in: P(one(``)), opts: &agentpod.Options{LabelKey: "role", TagName: "kube_role"},
+		outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
+	{name: "7 label value not a string", in: PM(`labels: {agent.datadoghq.com/component: agent, count: 5}, `+dsOwner, one(``)),
+		outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "metadata.labels.count is a number"},
+	{name: "7 labels array", in: PM(`labels: [], `+dsOwner, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "metadata.labels is an array"},
+	{name: "7 metadata string", in: `{apiVersion: v1, kind: Pod, metadata: "x", spec: {}}`, outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "metadata is a string"},
+	{name: "7 spec string", in: P(`"x"`), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec is a string"},
+	{name: "7 spec absent", in: `{apiVersion: v1, kind: Pod, metadata: {` + agentMeta + `}}`, outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec is null"},
+
+	// SPEC 3.2: which containers.
+	{name: "3.2 every container, init container without the variable not handled",
+		in:      P(`{initContainers: [{name: init-volume, image: x, env: [{name: A, value: b}]}, {name: init-env-object, env: {}}], containers: [` + agent(``) + `, {name: trace-agent, env: []}, {name: process-agent, env: null}]}`),
+		outcome: outcome.Injected, status: "agent: injected; trace-agent: injected; process-agent: injected",
+		want: PS("agent: injected; trace-agent: injected; process-agent: injected",
+			`{initContainers: [{name: init-volume, image: x, env: [{name: A, value: b}]}, {name: init-env-object, env: {}}], containers: [`+agent(`env: [`+inj+`]`)+`, {name: trace-agent, env: [`+inj+`]}, {name: process-agent, env: [`+inj+`]}]}`)},
+	{name: "3.2 init container declaring the variable",
+		in:      P(`{initContainers: [{name: init-volume}, {name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app"}'}]}], containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app"}'}]}]}`),
+		outcome: outcome.Injected, status: "agent: injected; init-config: injected",
+		want: PS("agent: injected; init-config: injected",
+			`{initContainers: [{name: init-volume}, {name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app","role":"kube_role"}'}]}], containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app","role":"kube_role"}'}]}]}`)},
+	{name: "3.2 init container declaring it with valueFrom is skipped",
+		in:      P(`{initContainers: [{name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: {configMapKeyRef: {name: c, key: k}}}]}], containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"kube_role"}'}]}]}`),
+		outcome: outcome.Skipped, status: "agent: present (kube_role); init-config: skipped: " + string(agentpod.ReasonValueFrom),
+		want: PS("agent: present (kube_role); init-config: skipped: "+string(agentpod.ReasonValueFrom),
+			`{initContainers: [{name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: {configMapKeyRef: {name: c, key: k}}}]}], containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"kube_role"}'}]}]}`)},
+	{name: "3.2 init container with envFrom but no declaration is not handled",
+		in:      P(`{initContainers: [{name: init, envFrom: [{configMapRef: {name: c}}]}], containers: [` + agent(``) + `]}`),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", `{initContainers: [{name: init, envFrom: [{configMapRef: {name: c}}]}], containers: [`+agent(`env: [`+inj+`]`)+`]}`)},
+	{name: "3.2 init container declaring it, bad entry elsewhere",
+		in:      P(`{initContainers: [{name: init-config, env: ["x", {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: ""}]}], containers: [{name: agent, env: [` + inj + `]}]}`),
+		outcome: outcome.Skipped, status: "agent: present (kube_role); init-config: skipped: field of unexpected type (env[0] is a string)",
+		want: PS("agent: present (kube_role); init-config: skipped: field of unexpected type (env[0] is a string)",
+			`{initContainers: [{name: init-config, env: ["x", {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: ""}]}], containers: [{name: agent, env: [`+inj+`]}]}`)},
+	{name: "3.2 only init containers", in: P(`{initContainers: [{name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: "{}"}]}]}`),
+		outcome: outcome.Injected, status: "init-config: injected",
+		want: PS("init-config: injected", `{initContainers: [{name: init-config, env: [`+inj+`]}]}`)},
+	{name: "3.2 no containers", in: P(`{containers: []}`), outcome: outcome.Skipped, reason: agentpod.ReasonNoContainers},
+	{name: "3.2 no containers handled", in: P(`{containers: null, initContainers: [{name: init-volume}]}`), outcome: outcome.Skipped, reason: agentpod.ReasonNoContainers},
+	{name: "7 containers object", in: P(`{containers: {name: agent}}`), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec.containers is an object"},
+	{name: "7 containers entry string", in: P(`{containers: [` + agent(``) + `, "x"]}`), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec.containers[1] is a string"},
+	{name: "7 initContainers string", in: P(`{containers: [` + agent(``) + `], initContainers: "x"}`), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec.initContainers is a string"},
+
+	// SPEC 3.3: per container.
+	{name: "3.3 no entry: appended after the others", in: P(one(`env: [{name: DD_SITE, value: datadoghq.com}, {name: DD_API_KEY, valueFrom: {secretKeyRef: {name: s, key: api-key}}}]`)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [{name: DD_SITE, value: datadoghq.com}, {name: DD_API_KEY, valueFrom: {secretKeyRef: {name: s, key: api-key}}}, `+inj+`]`))},
+	{name: "3.3 env absent", in: P(one(``)), outcome: outcome.Injected, status: "agent: injected", want: PS("agent: injected", one(`env: [`+inj+`]`))},
+	{name: "3.3 env null", in: P(one(`env: null`)), outcome: outcome.Injected, status: "agent: injected", want: PS("agent: injected", one(`env: [`+inj+`]`))},
+	{name: "3.3 env empty", in: P(one(`env: []`)), outcome: outcome.Injected, status: "agent: injected", want: PS("agent: injected", one(`env: [`+inj+`]`))},
+	{name: "3.3 envFrom non-empty: skipped", in: P(one(`envFrom: [{configMapRef: {name: dd-env}}]`)), outcome: outcome.Skipped,
+		status: "agent: skipped: " + string(agentpod.ReasonEnvFrom),
+		want:   PS("agent: skipped: "+string(agentpod.ReasonEnvFrom), one(`envFrom: [{configMapRef: {name: dd-env}}]`))},
+	{name: "3.3 envFrom empty list: injected", in: P(one(`envFrom: []`)), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`envFrom: [], env: [`+inj+`]`))},
+	{name: "3.3 envFrom null: injected", in: P(one(`envFrom: null`)), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`envFrom: null, env: [`+inj+`]`))},
+	{name: "3.3 envFrom and an entry: the entry wins", in: P(one(`envFrom: [{secretRef: {name: s}}], env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app"}'}]`)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`envFrom: [{secretRef: {name: s}}], env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app","role":"kube_role"}'}]`))},
+	{name: "7 envFrom object", in: P(one(`envFrom: {configMapRef: {name: c}}`)), outcome: outcome.Skipped,
+		status: "agent: skipped: field of unexpected type (envFrom is an object)",
+		want:   PS("agent: skipped: field of unexpected type (envFrom is an object)", one(`envFrom: {configMapRef: {name: c}}`))},
+	{name: "3.3 mapping without the key: added, sorted, compact", in: P(env(`{"team": "team", "app":"kube_app"}`)), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", env(`{"app":"kube_app","role":"kube_role","team":"team"}`))},
+	{name: "3.3 empty object", in: P(env(`{}`)), outcome: outcome.Injected, status: "agent: injected", want: PS("agent: injected", env(`{"role":"kube_role"}`))},
+	{name: "3.3 empty string counts as {}", in: P(env(``)), outcome: outcome.Injected, status: "agent: injected", want: PS("agent: injected", env(`{"role":"kube_role"}`))},
+	{name: "3.3 value absent counts as empty", in: P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS}]`)), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [`+inj+`]`))},
+	{name: "3.3 value null counts as empty", in: P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: null}]`)), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [`+inj+`]`))},
+	{name: "3.3 whitespace around the object", in: P(env(" \n{ \"app\" : \"kube_app\" }\n")), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", env(`{"app":"kube_app","role":"kube_role"}`))},
+	{name: "3.3 glob keys, %%label%% and +tag values kept exactly", in: P(env(`{"*":"%%label%%","app.kubernetes.io/*":"kube_%%label%%","team":"+team","x":"a<b>&c","é":"ü"}`)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", env(`{"*":"%%label%%","app.kubernetes.io/*":"kube_%%label%%","role":"kube_role","team":"+team","x":"a<b>&c","é":"ü"}`))},
+	{name: "3.3 key present: user's tag wins", in: P(env(`{"role":"team_role"}`)), outcome: outcome.Present, status: "agent: present (team_role)",
+		want: PS("agent: present (team_role)", env(`{"role":"team_role"}`))},
+	{name: "3.3 key present, compared case-insensitively", in: P(env(`{"Role":"x"}`)), outcome: outcome.Present, status: "agent: present (x)",
+		want: PS("agent: present (x)", env(`{"Role":"x"}`))},
+	{name: "3.3 key present in upper case", in: P(env(`{"app":"kube_app","ROLE":"y"}`)), outcome: outcome.Present, status: "agent: present (y)",
+		want: PS("agent: present (y)", env(`{"app":"kube_app","ROLE":"y"}`))},
+	{name: "3.3 key present in two cases: exact one reported", in: P(env(`{"ROLE":"a","Role":"b","role":"c"}`)), outcome: outcome.Present, status: "agent: present (c)",
+		want: PS("agent: present (c)", env(`{"ROLE":"a","Role":"b","role":"c"}`))},
+	{name: "3.3 key present in two other cases: first sorted reported", in: P(env(`{"rOLE":"a","Role":"b"}`)), outcome: outcome.Present, status: "agent: present (b)",
+		want: PS("agent: present (b)", env(`{"rOLE":"a","Role":"b"}`))},
+	{name: "3.3 key with an empty tag", in: P(env(`{"role":""}`)), outcome: outcome.Present, status: "agent: present ()",
+		want: PS("agent: present ()", env(`{"role":""}`))},
+	{name: "3.3 only a glob key is not the key", in: P(env(`{"*":"%%label%%"}`)), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", env(`{"*":"%%label%%","role":"kube_role"}`))},
+	{name: "3.3 duplicate entries: the last one is changed, the earlier one untouched",
+		in:      P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"a"}'}, {name: DD_SITE, value: s}, {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"team":"t"}'}]`)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"a"}'}, {name: DD_SITE, value: s}, {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"kube_role","team":"t"}'}]`))},
+	{name: "3.3 duplicate entries: only the last one counts for present",
+		in:      P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"a"}'}, {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"r"}'}]`)),
+		outcome: outcome.Present, status: "agent: present (r)",
+		want: PS("agent: present (r)", one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"a"}'}, {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"r"}'}]`))},
+	{name: "3.3 duplicate entries: an earlier mapping of the key does not count",
+		in:      P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"r"}'}, {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: ""}]`)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"r"}'}, `+inj+`]`))},
+	{name: "3.3 duplicate entries: earlier valueFrom does not count",
+		in:      P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: {configMapKeyRef: {name: c, key: k}}}, {name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: "{}"}]`)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: {configMapKeyRef: {name: c, key: k}}}, `+inj+`]`))},
+	{name: "3.3 valueFrom: skipped", in: P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: {configMapKeyRef: {name: dd, key: tags}}}]`)),
+		outcome: outcome.Skipped, status: "agent: skipped: valueFrom: value not visible to the webhook",
+		want: PS("agent: skipped: valueFrom: value not visible to the webhook", one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: {configMapKeyRef: {name: dd, key: tags}}}]`))},
+	{name: "3.3 valueFrom null is no valueFrom", in: P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: null, value: "{}"}]`)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, valueFrom: null, value: '{"role":"kube_role"}'}]`))},
+	{name: "3.3 invalid JSON", in: P(env(`{"app":`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`{"app":`))},
+	{name: "3.3 not JSON", in: P(env(`app:kube_app`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`app:kube_app`))},
+	{name: "3.3 non-string JSON value: number", in: P(env(`{"app":1}`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`{"app":1}`))},
+	{name: "3.3 non-string JSON value: null", in: P(env(`{"app":null}`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`{"app":null}`))},
+	{name: "3.3 non-string JSON value: object", in: P(env(`{"app":{"a":"b"}}`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`{"app":{"a":"b"}}`))},
+	{name: "3.3 non-string JSON value: array", in: P(env(`{"app":["a"]}`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`{"app":["a"]}`))},
+	{name: "3.3 JSON array", in: P(env(`["role"]`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`["role"]`))},
+	{name: "3.3 JSON string", in: P(env(`"role"`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`"role"`))},
+	{name: "3.3 JSON null", in: P(env(`null`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`null`))},
+	{name: "3.3 trailing data", in: P(env(`{} {}`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`{} {}`))},
+	{name: "3.3 trailing comma", in: P(env(`{"a":"b",}`)), outcome: outcome.Skipped, status: skipInvalid, want: PS(skipInvalid, env(`{"a":"b",}`))},
+	{name: "3.3 duplicate JSON keys", in: P(env(`{"app":"a","app":"b"}`)), outcome: outcome.Skipped, status: "agent: skipped: value has duplicate keys",
+		want: PS("agent: skipped: value has duplicate keys", env(`{"app":"a","app":"b"}`))},
+	{name: "7 value a number", in: P(one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: 5}]`)), outcome: outcome.Skipped,
+		status: "agent: skipped: field of unexpected type (value is a number)",
+		want:   PS("agent: skipped: field of unexpected type (value is a number)", one(`env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: 5}]`))},
+	{name: "7 env object", in: P(one(`env: {}`)), outcome: outcome.Skipped, status: "agent: skipped: field of unexpected type (env is an object)",
+		want: PS("agent: skipped: field of unexpected type (env is an object)", one(`env: {}`))},
+	{name: "7 env string", in: P(one(`env: "x"`)), outcome: outcome.Skipped, status: "agent: skipped: field of unexpected type (env is a string)",
+		want: PS("agent: skipped: field of unexpected type (env is a string)", one(`env: "x"`))},
+	{name: "7 env entry string", in: P(one(`env: ["x", ` + inj + `]`)), outcome: outcome.Skipped, status: "agent: skipped: field of unexpected type (env[0] is a string)",
+		want: PS("agent: skipped: field of unexpected type (env[0] is a string)", one(`env: ["x", `+inj+`]`))},
+	{name: "3.3 custom options", in: P(env(`{"app":"kube_app","role":"kube_role"}`)),
+		opts:    &agentpod.Options{LabelKey: "canary-tagger.io/track", TagName: "deploy_track", Selector: selector("app=dd-datadog")},
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", env(`{"app":"kube_app","canary-tagger.io/track":"deploy_track","role":"kube_role"}`))},
+	{name: "3.3 custom options, present", in: P(env(`{"tier":"kube_tier"}`)),
+		opts:    &agentpod.Options{LabelKey: "tier", TagName: "deploy_tier", Selector: selector("agent.datadoghq.com/component")},
+		outcome: outcome.Present, status: "agent: present (kube_tier)", want: PS("agent: present (kube_tier)", env(`{"tier":"kube_tier"}`))},
+	{name: "3.3 nothing else in the pod changes", in: P(`{hostPID: true, containers: [{name: agent, image: a, resources: {limits: {memory: 512Mi}}, ports: [{containerPort: 8125, protocol: UDP}], x-unknown: [1, 2.50, null]}], volumes: [{name: v, emptyDir: {}}]}`),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", `{hostPID: true, containers: [{name: agent, image: a, resources: {limits: {memory: 512Mi}}, ports: [{containerPort: 8125, protocol: UDP}], x-unknown: [1, 2.50, null], env: [`+inj+`]}], volumes: [{name: v, emptyDir: {}}]}`)},
+
+	// SPEC 3.5: the status annotation.
+	{name: "3.5 one entry per container handled",
+		in: P(`{containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"team_role"}'}]}, {name: trace-agent}, {name: process-agent, envFrom: [{configMapRef: {name: c}}]}, {name: system-probe, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: "{"}]}], ` +
+			`initContainers: [{name: init-volume}, {name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: ""}]}]}`),
+		outcome: outcome.Injected,
+		status:  "agent: present (team_role); trace-agent: injected; process-agent: skipped: " + string(agentpod.ReasonEnvFrom) + "; system-probe: skipped: " + string(agentpod.ReasonInvalidJSON) + "; init-config: injected",
+		want: PS("agent: present (team_role); trace-agent: injected; process-agent: skipped: "+string(agentpod.ReasonEnvFrom)+"; system-probe: skipped: "+string(agentpod.ReasonInvalidJSON)+"; init-config: injected",
+			`{containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"team_role"}'}]}, {name: trace-agent, env: [`+inj+`]}, {name: process-agent, envFrom: [{configMapRef: {name: c}}]}, {name: system-probe, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: "{"}]}], `+
+				`initContainers: [{name: init-volume}, {name: init-config, env: [`+inj+`]}]}`)},
+	{name: "3.5 existing status annotation is kept", in: PM(agentMeta+`, annotations: {canary-tagger.io/status: "agent: injected", other: x}`, one(``)),
+		outcome: outcome.Injected, status: "agent: injected",
+		want: PM(agentMeta+`, annotations: {canary-tagger.io/status: "agent: injected", other: x}`, one(`env: [`+inj+`]`))},
+	{name: "3.5 existing status annotation is kept even when it says something else", in: PM(agentMeta+`, annotations: {canary-tagger.io/status: "hand-written"}`, env(`{"role":"r"}`)),
+		outcome: outcome.Present, status: "agent: present (r)"},
+	{name: "3.5 other annotations kept", in: PM(agentMeta+`, annotations: {a: b}`, one(``)), outcome: outcome.Injected, status: "agent: injected",
+		want: PM(agentMeta+`, annotations: {a: b, canary-tagger.io/status: "agent: injected"}`, one(`env: [`+inj+`]`))},
+	{name: "3.5 annotations null", in: PM(agentMeta+`, annotations: null`, one(``)), outcome: outcome.Injected, status: "agent: injected",
+		want: PS("agent: injected", one(`env: [`+inj+`]`))},
+	{name: "7 annotations of the wrong type are left alone", in: PM(agentMeta+`, annotations: []`, one(``)), outcome: outcome.Injected, status: "agent: injected",
+		want: PM(agentMeta+`, annotations: []`, one(`env: [`+inj+`]`))},
+}
+
+// dsCases run MutateDaemonSet (SPEC 6: the manifest-time equivalent of 3).
+var dsCases = []tcase{
+	{name: "6 not a DaemonSet", in: `{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {template: {metadata: {` + agentLabels + `}, spec: ` + one(``) + `}}}`,
+		outcome: outcome.Skipped, reason: agentpod.ReasonNotDaemonSet},
+	{name: "6 a Pod is not a DaemonSet", in: P(one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotDaemonSet},
+	{name: "6 template does not match", in: `{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d, labels: {agent.datadoghq.com/component: agent}}, spec: {template: {metadata: {labels: {app: x}}, spec: ` + one(``) + `}}}`,
+		outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
+	{name: "6 injected, no status annotation", in: DS(`{initContainers: [{name: init-volume}], containers: [` + agent(``) + `, {name: trace-agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app"}'}]}]}`),
+		outcome: outcome.Injected, status: "agent: injected; trace-agent: injected",
+		want: DS(`{initContainers: [{name: init-volume}], containers: [` + agent(`env: [`+inj+`]`) + `, {name: trace-agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"app":"kube_app","role":"kube_role"}'}]}]}`)},
+	{name: "6 present: unchanged", in: DS(env(`{"role":"r"}`)), outcome: outcome.Present, status: "agent: present (r)"},
+	{name: "6 all skipped: unchanged", in: DS(one(`envFrom: [{configMapRef: {name: c}}]`)), outcome: outcome.Skipped, status: "agent: skipped: " + string(agentpod.ReasonEnvFrom)},
+	{name: "6 template spec string", in: `{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d}, spec: {template: {metadata: {` + agentLabels + `}, spec: "x"}}}`,
+		outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec.template.spec is a string"},
+	{name: "6 template string", in: `{apiVersion: apps/v1, kind: DaemonSet, metadata: {name: d}, spec: {template: "x"}}`,
+		outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec.template is a string"},
+	{name: "6 no containers", in: DS(`{containers: []}`), outcome: outcome.Skipped, reason: agentpod.ReasonNoContainers},
+}
+
+func (c tcase) options() agentpod.Options {
+	if c.opts != nil {
+		return *c.opts
+	}
+	return defaults
+}
+
+type mutateFunc func(map[string]any, agentpod.Options) (map[string]any, agentpod.Result)
+
+func TestMutatePod(t *testing.T)       { runCases(t, podCases, agentpod.MutatePod) }
+func TestMutateDaemonSet(t *testing.T) { runCases(t, dsCases, agentpod.MutateDaemonSet) }
+
+func runCases(t *testing.T, cases []tcase, mutate mutateFunc) {
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := objtest.MustYAML(c.in)
+			before := objtest.CopyObject(in)
+			out, res := mutate(in, c.options())
+			if !reflect.DeepEqual(in, before) {
+				t.Fatalf("the rule modified its input:\n got %s\nwant %s", objtest.JSON(in), objtest.JSON(before))
+			}
+			if res.Outcome != c.outcome || res.Reason != c.reason {
+				t.Errorf("result = %s/%q (%s), want %s/%q", res.Outcome, res.Reason, res.Detail, c.outcome, c.reason)
+			}
+			if !strings.Contains(res.Detail, c.detail) {
+				t.Errorf("detail = %q, want it to contain %q", res.Detail, c.detail)
+			}
+			if got := res.Status(); got != c.status {
+				t.Errorf("status:\n got %q\nwant %q", got, c.status)
+			}
+			if len(res.Containers) > 0 && res.Reason != agentpod.ReasonNone {
+				t.Errorf("object-level reason %q with containers %v", res.Reason, res.Containers)
+			}
+			want := in
+			if c.want != "" {
+				want = objtest.MustYAML(c.want)
+			}
+			if !reflect.DeepEqual(out, want) {
+				t.Errorf("output:\n got %s\nwant %s", objtest.JSON(out), objtest.JSON(want))
+			}
+			checkIdempotent(t, out, c.options(), mutate)
+		})
+	}
+}
+
+// checkIdempotent applies the rule to its own output: the same object comes
+// back, nothing injected, and its input is not modified.
+func checkIdempotent(t *testing.T, out map[string]any, opts agentpod.Options, mutate mutateFunc) {
+	t.Helper()
+	before := objtest.CopyObject(out)
+	again, res := mutate(out, opts)
+	if !reflect.DeepEqual(out, before) {
+		t.Fatalf("second application modified its input")
+	}
+	if !reflect.DeepEqual(again, out) {
+		t.Errorf("not idempotent:\nfirst  %s\nsecond %s", objtest.JSON(out), objtest.JSON(again))
+	}
+	if res.Outcome == outcome.Injected {
+		t.Errorf("second application injected again: %s", res.Status())
+	}
+}
+
+// TestContainers checks the per-container records behind the annotation.
+func TestContainers(t *testing.T) {
+	in := objtest.MustYAML(P(`{containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"ROLE":"r"}'}]}, {name: trace-agent, env: {}}], initContainers: [{name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: ""}]}]}`))
+	_, res := agentpod.MutatePod(in, defaults)
+	want := []agentpod.Container{
+		{Name: "agent", Action: agentpod.ActionPresent, Tag: "r"},
+		{Name: "trace-agent", Action: agentpod.ActionSkipped, Reason: agentpod.ReasonUnexpectedType, Detail: "env is an object"},
+		{Name: "init-config", Init: true, Action: agentpod.ActionInjected},
+	}
+	if !reflect.DeepEqual(res.Containers, want) {
+		t.Errorf("containers:\n got %+v\nwant %+v", res.Containers, want)
+	}
+}
+
+// TestStatusReadable: the annotation separates containers with "; ", so no
+// container-level reason may contain ";" (SPEC 3.5: short, readable).
+func TestStatusReadable(t *testing.T) {
+	for _, r := range []agentpod.Reason{agentpod.ReasonValueFrom, agentpod.ReasonEnvFrom, agentpod.ReasonInvalidJSON, agentpod.ReasonDuplicateKeys, agentpod.ReasonUnexpectedType} {
+		if strings.Contains(string(r), ";") || len(r) > 100 {
+			t.Errorf("reason %q: contains ';' or is longer than 100 characters", r)
+		}
+	}
+	if !strings.Contains(string(agentpod.ReasonInvalidJSON), "drops it whole") {
+		t.Errorf("ReasonInvalidJSON must say the agent drops the value whole (SPEC 3.3): %q", agentpod.ReasonInvalidJSON)
+	}
+}
+
+// TestNumbersKept: numbers elsewhere in the pod keep their exact text.
+func TestNumbersKept(t *testing.T) {
+	raw := `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"p","labels":{"agent.datadoghq.com/component":"agent"},` +
+		`"ownerReferences":[{"apiVersion":"apps/v1","kind":"DaemonSet","name":"dd","uid":"u"}]},` +
+		`"spec":{"terminationGracePeriodSeconds":30.0,"containers":[{"name":"agent","x":1e3}]}}`
+	in, err := obj.Decode([]byte(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, _ := agentpod.MutatePod(in, defaults)
+	got := string(objtest.JSON(out))
+	for _, n := range []string{`"terminationGracePeriodSeconds":30.0`, `"x":1e3`} {
+		if !strings.Contains(got, n) {
+			t.Errorf("output %s lost %s", got, n)
+		}
+	}
+}

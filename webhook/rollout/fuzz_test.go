@@ -1,0 +1,143 @@
+package rollout_test
+
+import (
+	"errors"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj/objtest"
+	"github.com/canary-tagger/canary-tagger/webhook/outcome"
+	"github.com/canary-tagger/canary-tagger/webhook/rollout"
+)
+
+// fuzzResolver picks the workloadRef resolver from a fuzzed byte: none, an
+// error, labels with the key, labels without it.
+func fuzzResolver(mode uint8, key string) rollout.TemplateLabels {
+	switch mode % 4 {
+	case 1:
+		return func(rollout.WorkloadRef) (map[string]string, error) { return nil, errors.New("forbidden") }
+	case 2:
+		return func(rollout.WorkloadRef) (map[string]string, error) { return map[string]string{key: "x"}, nil }
+	case 3:
+		return func(rollout.WorkloadRef) (map[string]string, error) { return map[string]string{"app": "web"}, nil }
+	}
+	return nil
+}
+
+// FuzzMutate: for any JSON object, the rule never panics, never modifies its
+// input, is idempotent, and only adds the label under
+// spec.strategy.canary.{stable,canary}Metadata.labels (replacing at most a
+// null or empty object on that path).
+func FuzzMutate(f *testing.F) {
+	for _, c := range cases {
+		f.Add(objtest.JSON(objtest.MustYAML(c.in)), uint8(0))
+		f.Add(objtest.JSON(objtest.MustYAML(c.in)), uint8(1))
+	}
+	inputs, _ := filepath.Glob("testdata/*.yaml")
+	for _, p := range inputs {
+		if docs, err := objtest.Docs(p); err == nil && !strings.HasSuffix(p, ".golden.yaml") {
+			f.Add(docs[0].JSON, uint8(2))
+			f.Add(docs[0].JSON, uint8(3))
+		}
+	}
+	f.Fuzz(func(t *testing.T, raw []byte, mode uint8) {
+		in, err := obj.Decode(raw)
+		if err != nil {
+			return
+		}
+		opts := defaults
+		if mode&4 != 0 {
+			opts = rollout.Options{LabelKey: "canary-tagger.io/track", StableValue: "old", CanaryValue: "new"}
+		}
+		resolve := fuzzResolver(mode, opts.LabelKey)
+		before := objtest.CopyObject(in)
+		out, res := rollout.Mutate(in, opts, resolve)
+		if !reflect.DeepEqual(in, before) {
+			t.Fatalf("input modified")
+		}
+		checkOnlyAdds(t, in, out, opts)
+		changed := !reflect.DeepEqual(in, out)
+		if changed != (res.Outcome == outcome.Injected) {
+			t.Fatalf("outcome %s, changed %v", res.Outcome, changed)
+		}
+		switch res.Outcome {
+		case outcome.Skipped, outcome.Conflict:
+			if res.Reason == rollout.ReasonNone {
+				t.Fatalf("%s without a reason", res.Outcome)
+			}
+		case outcome.Present:
+			for _, side := range []string{"stableMetadata", "canaryMetadata"} {
+				if _, k := obj.Lookup(in, "spec", "strategy", "canary", side, "labels", opts.LabelKey); k == obj.Absent {
+					t.Fatalf("present, but %s has no %s", side, opts.LabelKey)
+				}
+			}
+			fallthrough
+		case outcome.Injected:
+			if res.Reason != rollout.ReasonNone {
+				t.Fatalf("%s with reason %q", res.Outcome, res.Reason)
+			}
+		default:
+			t.Fatalf("outcome %q", res.Outcome)
+		}
+		if (res.Outcome == outcome.Conflict) != (len(res.Warnings) == 1 && res.Reason != "") {
+			t.Fatalf("outcome %s with warnings %q", res.Outcome, res.Warnings)
+		}
+		again, res2 := rollout.Mutate(out, opts, resolve)
+		if !reflect.DeepEqual(again, out) || res2.Outcome == outcome.Injected {
+			t.Fatalf("not idempotent: %s then %s\n%s\n%s", res.Outcome, res2.Outcome, objtest.JSON(out), objtest.JSON(again))
+		}
+		if changed {
+			for _, side := range []string{"stableMetadata", "canaryMetadata"} {
+				if _, k := obj.Lookup(out, "spec", "strategy", "canary", side, "labels", opts.LabelKey); k == obj.Absent {
+					t.Fatalf("injected, but %s has no %s", side, opts.LabelKey)
+				}
+			}
+		}
+	})
+}
+
+// checkOnlyAdds compares every leaf: those of the input are in the output
+// unchanged (except a null or empty object on a side's path, which the
+// labels replace); the new ones are exactly the side labels.
+func checkOnlyAdds(t *testing.T, in, out map[string]any, opts rollout.Options) {
+	t.Helper()
+	const base = "/spec/strategy/canary/"
+	li, lo := objtest.Leaves(in), objtest.Leaves(out)
+	for p, v := range li {
+		if w, ok := lo[p]; ok && reflect.DeepEqual(v, w) {
+			continue
+		}
+		ok := false
+		for _, side := range []string{"stableMetadata", "canaryMetadata"} {
+			if (p == base+side || p == base+side+"/labels") && objtest.IsEmpty(v) {
+				if _, isList := v.([]any); !isList {
+					ok = true
+				}
+			}
+		}
+		if !ok {
+			t.Fatalf("input leaf %s = %v changed or lost (output %s)", p, v, objtest.JSON(out))
+		}
+	}
+	for p, v := range lo {
+		if _, ok := li[p]; ok {
+			continue
+		}
+		key := "/labels/" + objtest.Escape(opts.LabelKey)
+		switch p {
+		case base + "stableMetadata" + key:
+			if v != opts.StableValue {
+				t.Fatalf("%s = %v", p, v)
+			}
+		case base + "canaryMetadata" + key:
+			if v != opts.CanaryValue {
+				t.Fatalf("%s = %v", p, v)
+			}
+		default:
+			t.Fatalf("new leaf %s = %v", p, v)
+		}
+	}
+}
