@@ -1,0 +1,233 @@
+package offline
+
+import (
+	"errors"
+	"strings"
+	"testing"
+)
+
+func TestJSONDocument(t *testing.T) {
+	in := `{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
+ "metadata": {"name": "j", "annotations": {"x": "<&>"}},
+ "spec": {"replicas": 1.50, "strategy": {"canary": {"steps": [{"setWeight": 20}], "stableMetadata": {"labels": {}}}}}}
+`
+	want := `{
+  "apiVersion": "argoproj.io/v1alpha1",
+  "kind": "Rollout",
+  "metadata": {
+    "name": "j",
+    "annotations": {
+      "x": "<&>"
+    }
+  },
+  "spec": {
+    "replicas": 1.50,
+    "strategy": {
+      "canary": {
+        "steps": [
+          {
+            "setWeight": 20
+          }
+        ],
+        "stableMetadata": {
+          "labels": {
+            "role": "stable"
+          }
+        },
+        "canaryMetadata": {
+          "labels": {
+            "role": "canary"
+          }
+        }
+      }
+    }
+  }
+}
+`
+	res, out, notes := run(t, Input{Name: "r.json", Data: []byte(in)})
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+	if res.Docs[0].Format != FormatJSON || res.Changed() != 1 {
+		t.Errorf("format %v, changed %d", res.Docs[0].Format, res.Changed())
+	}
+	assertNotes(t, notes, "r.json:1 Rollout/j: injected")
+	assertIdempotent(t, out)
+}
+
+// List kinds: each item is handled; edits land inside items, the rest of
+// the document is untouched.
+func TestListKinds(t *testing.T) {
+	in := `apiVersion: v1
+kind: List
+items:
+# a config map first
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: cm}
+- apiVersion: argoproj.io/v1alpha1
+  kind: Rollout
+  metadata:
+    name: in-list
+  spec:
+    strategy:
+      canary:
+        steps:
+        - setWeight: 5
+metadata:
+  resourceVersion: ""
+---
+{"kind": "RolloutList", "apiVersion": "argoproj.io/v1alpha1", "items": [
+  {"kind": "Rollout", "apiVersion": "argoproj.io/v1alpha1", "metadata": {"name": "j"},
+   "spec": {"strategy": {"canary": {"steps": [{"pause": {}}], "canaryMetadata": {"labels": {"role": "c"}}}}}}]}
+`
+	want := `apiVersion: v1
+kind: List
+items:
+# a config map first
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: cm}
+- apiVersion: argoproj.io/v1alpha1
+  kind: Rollout
+  metadata:
+    name: in-list
+  spec:
+    strategy:
+      canary:
+        steps:
+        - setWeight: 5
+        canaryMetadata:
+          labels:
+            role: canary
+        stableMetadata:
+          labels:
+            role: stable
+metadata:
+  resourceVersion: ""
+---
+{
+  "kind": "RolloutList",
+  "apiVersion": "argoproj.io/v1alpha1",
+  "items": [
+    {
+      "kind": "Rollout",
+      "apiVersion": "argoproj.io/v1alpha1",
+      "metadata": {
+        "name": "j"
+      },
+      "spec": {
+        "strategy": {
+          "canary": {
+            "steps": [
+              {
+                "pause": {}
+              }
+            ],
+            "canaryMetadata": {
+              "labels": {
+                "role": "c"
+              }
+            },
+            "stableMetadata": {
+              "labels": {
+                "role": "stable"
+              }
+            }
+          }
+        }
+      }
+    }
+  ]
+}
+`
+	res, out, notes := run(t, one(in))
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+	if res.Changed() != 2 {
+		t.Errorf("Changed() = %d, want 2", res.Changed())
+	}
+	assertNotes(t, notes, "in.yaml:1 items[1] Rollout/in-list: injected", "in.yaml:2 items[0] Rollout/j: injected stableMetadata.labels.role=stable")
+	assertIdempotent(t, out)
+}
+
+// workloadRef is resolved from the other documents of the input, whatever
+// source they come from.
+func TestWorkloadRef(t *testing.T) {
+	ro := func(name, ref string) string {
+		return `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: ` + name + `, namespace: shop}
+spec:
+  workloadRef: {apiVersion: apps/v1, kind: Deployment, name: ` + ref + `}
+  strategy:
+    canary:
+      steps: [{setWeight: 10}]
+`
+	}
+	deploys := `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: clean}
+spec:
+  template:
+    metadata:
+      labels: {app: web}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: clash, namespace: shop}
+spec:
+  template:
+    metadata:
+      labels: {app: web, role: frontend}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: missing, namespace: elsewhere}
+`
+	rollouts := ro("a", "clean") + "---\n" + ro("b", "clash") + "---\n" + ro("c", "missing")
+	res, out, notes := run(t, Input{Name: "rollouts.yaml", Data: []byte(rollouts)}, Input{Name: "deploy.yaml", Data: []byte(deploys)})
+	docs := strings.Split(out, "---\n")
+	if !strings.Contains(docs[0], "role: stable") || docs[1] != ro("b", "clash") || !strings.Contains(docs[2], "role: canary") {
+		t.Errorf("want a injected, b untouched, c injected; got:\n%s", out)
+	}
+	if res.Changed() != 2 {
+		t.Errorf("Changed() = %d, want 2", res.Changed())
+	}
+	assertNotes(t, notes,
+		"rollouts.yaml:1 Rollout/a: injected",
+		"rollouts.yaml:2 Rollout/b: conflict: ",
+		"rollouts.yaml:2 Rollout/b: warning: ",
+		"rollouts.yaml:3 Rollout/c: injected",
+		`rollouts.yaml:3 Rollout/c: warning: the pod template of workloadRef Deployment/missing was not checked for label "role" (no Deployment named "missing" in the input)`)
+	if !strings.Contains(notes[2], "workloadRef Deployment/clash") {
+		t.Errorf("conflict warning should name the workload: %s", notes[2])
+	}
+}
+
+// An unparsable document is an error naming its position; Process then
+// returns no result, so nothing can be written.
+func TestParseError(t *testing.T) {
+	in := "kind: ConfigMap\n---\nkind: Secret\n---\n# third\nkind: Service\nspec:\n  ports: [\n"
+	res, err := Process([]Input{{Name: "bad.yaml", Data: []byte(in)}}, defaults(t))
+	if res != nil || err == nil {
+		t.Fatalf("want an error and no result, got %v, %v", res, err)
+	}
+	var pe *ParseError
+	if !errors.As(err, &pe) || pe.Index != 3 || pe.Line < 4 {
+		t.Fatalf("want a ParseError for document 3, got %#v", err)
+	}
+	if msg := err.Error(); !strings.HasPrefix(msg, "bad.yaml:") || !strings.Contains(msg, "document 3") {
+		t.Errorf("message %q should name bad.yaml and document 3", msg)
+	}
+}
+
+// Sources are joined so that documents stay apart.
+func TestSourcesJoined(t *testing.T) {
+	_, out, _ := run(t, Input{Name: "a", Data: []byte("kind: A")}, Input{Name: "b", Data: []byte("kind: B\n")},
+		Input{Name: "c", Data: []byte("---\nkind: C\n")}, Input{Name: "d", Data: []byte("# d\n---\nkind: D\n")})
+	if want := "kind: A\n---\nkind: B\n---\nkind: C\n# d\n---\nkind: D\n"; out != want {
+		t.Errorf("got %q, want %q", out, want)
+	}
+}
