@@ -41,7 +41,7 @@ demo-down: ## stop a cluster left up by `make demo KEEP=1`
 	cd test && $(GO) run ./e2e/demo --down
 
 run: build ## serve locally on :9443 with a throw-away certificate in bin/certs
-	bin/canary-tagger certs --dir bin/certs --hosts localhost,127.0.0.1 >/dev/null 2>&1 || true
+	$(GO) run ./hack/devcert --dir bin/certs --hosts localhost,127.0.0.1
 	bin/canary-tagger serve --cert-dir bin/certs --zap-devel
 
 lint: ## go vet and gofmt

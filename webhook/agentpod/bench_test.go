@@ -158,7 +158,7 @@ func benchOperatorPod(b *testing.B) map[string]any {
 					"args": []any{"cp -vnr /etc/datadog-agent /opt"}, "volumeMounts": mounts[1:2]},
 				map[string]any{"name": "init-config", "image": "gcr.io/datadoghq/agent:7.81.1", "command": []any{"bash", "-c"},
 					"args": []any{"for script in $(find /etc/cont-init.d/ -type f -name '*.sh' | sort) ; do bash $script ; done"},
-					"env": env(), "volumeMounts": mounts},
+					"env":  env(), "volumeMounts": mounts},
 			},
 			"containers": []any{agent, ctr("trace-agent", "trace-agent", "-config=/etc/datadog-agent/datadog.yaml"),
 				ctr("process-agent", "process-agent", "--cfgpath=/etc/datadog-agent/datadog.yaml")},

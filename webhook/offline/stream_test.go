@@ -200,7 +200,7 @@ metadata: {name: missing, namespace: elsewhere}
 		"rollouts.yaml:2 Rollout/b: conflict: ",
 		"rollouts.yaml:2 Rollout/b: warning: ",
 		"rollouts.yaml:3 Rollout/c: injected",
-		`rollouts.yaml:3 Rollout/c: warning: the pod template of workloadRef Deployment/missing was not checked for label "role" (no Deployment named "missing" in the input)`)
+		`rollouts.yaml:3 Rollout/c: warning: workloadRef Deployment/missing not checked for label "role" (no Deployment named "missing" in the input); injected anyway`)
 	if !strings.Contains(notes[2], "workloadRef Deployment/clash") {
 		t.Errorf("conflict warning should name the workload: %s", notes[2])
 	}

@@ -132,9 +132,9 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 		}
 		if err != nil {
 			notChecked = append(notChecked, fmt.Sprintf(
-				"canary-tagger: the pod template of workloadRef %s was not checked for label %q (%v); injected anyway", wr, key, err))
+				"canary-tagger: workloadRef %s not checked for label %q (%v); injected anyway", wr, key, err))
 		} else if _, clash := labels[key]; clash {
-			return o, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("the pod template of workloadRef %s", wr), templateWhy)
+			return o, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("workloadRef %s template", wr), templateWhy)
 		}
 	} else if k == obj.Other {
 		return o, unexpected(at, ref)
@@ -243,8 +243,9 @@ func checkConflicts(o map[string]any, key string) (Result, bool) {
 }
 
 const (
-	selectorWhy = "Argo Rollouts then rejects ReplicaSet updates (argo-rollouts #3351)"
-	templateWhy = "Argo Rollouts deletes it on promotion and a Service selecting on it loses its pods (argo-rollouts #2916)"
+	// Kept short: the apiserver may truncate warnings over 256 characters.
+	selectorWhy = "Argo Rollouts would reject ReplicaSet updates (argo-rollouts #3351)"
+	templateWhy = "Argo Rollouts removes it on promotion and Services selecting on it lose pods (argo-rollouts #2916)"
 )
 
 func conflict(r Reason, key, where, why string) Result {
@@ -253,7 +254,7 @@ func conflict(r Reason, key, where, why string) Result {
 		Reason:  r,
 		Detail:  fmt.Sprintf("%q in %s", key, where),
 		Warnings: []string{fmt.Sprintf(
-			"canary-tagger: not injecting label %q into stableMetadata/canaryMetadata: the key is already used in %s, and ephemeral metadata on it would clash: %s",
+			"canary-tagger: label %q not injected: already used in %s; %s",
 			key, where, why)},
 	}
 }

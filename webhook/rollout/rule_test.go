@@ -147,7 +147,7 @@ var cases = []tcase{
 	// SPEC 2.2: conflicts.
 	{name: "2.2 key in matchLabels", in: R("", CS(`matchLabels: {app: web, role: web}`, `{app: web, role: web}`, steps)),
 		outcome: outcome.Conflict, reason: rollout.ReasonKeyInSelector, detail: `"role" in spec.selector.matchLabels`,
-		warnings: []string{`label "role"`, "spec.selector.matchLabels", "rejects ReplicaSet updates", "argo-rollouts #3351"}},
+		warnings: []string{`label "role"`, "spec.selector.matchLabels", "reject ReplicaSet updates", "argo-rollouts #3351"}},
 	{name: "2.2 key in matchExpressions", in: R("", CS(`matchExpressions: [{key: app, operator: In, values: [web]}, {key: role, operator: Exists}]`, `{app: web}`, steps)),
 		outcome: outcome.Conflict, reason: rollout.ReasonKeyInSelector, detail: `"role" in spec.selector.matchExpressions`,
 		warnings: []string{`label "role"`, "spec.selector.matchExpressions", "argo-rollouts #3351"}},
@@ -157,7 +157,7 @@ var cases = []tcase{
 		outcome: outcome.Injected, want: R("", CS(`matchLabels: {app: web}, matchExpressions: null`, `{app: web}`, injected))},
 	{name: "2.2 key in template labels", in: R("", CS(`matchLabels: {app: web}`, `{app: web, role: web}`, steps)),
 		outcome: outcome.Conflict, reason: rollout.ReasonKeyInTemplate, detail: `"role" in spec.template.metadata.labels`,
-		warnings: []string{`label "role"`, "spec.template.metadata.labels", "deletes it on promotion", "loses its pods", "argo-rollouts #2916"}},
+		warnings: []string{`label "role"`, "spec.template.metadata.labels", "removes it on promotion", "lose pods", "argo-rollouts #2916"}},
 	{name: "2.2 key in template labels and metadata already set", in: R("", CS(`matchLabels: {app: web}`, `{role: x}`, injected)),
 		outcome: outcome.Conflict, reason: rollout.ReasonKeyInTemplate, warnings: []string{`label "role"`, "argo-rollouts #2916"}},
 	{name: "2.2 label keys are case-sensitive", in: R("", CS(`matchLabels: {app: web, Role: x}`, `{app: web, Role: x}`, steps)),
@@ -169,7 +169,7 @@ var cases = []tcase{
 	{name: "2.2 workloadRef, resolver error", in: R("", WR(steps)), resolver: resolver(nil, errForbidden), outcome: outcome.Injected, want: R("", WR(injected)),
 		warnings: []string{"workloadRef Deployment/web", "not checked", `label "role"`, errForbidden.Error()}},
 	{name: "2.2 workloadRef with the key", in: R("", WR(steps)), resolver: resolver(map[string]string{"app": "web", "role": "x"}, nil),
-		outcome: outcome.Conflict, reason: rollout.ReasonKeyInWorkloadRef, detail: `"role" in the pod template of workloadRef Deployment/web`,
+		outcome: outcome.Conflict, reason: rollout.ReasonKeyInWorkloadRef, detail: `"role" in workloadRef Deployment/web template`,
 		warnings: []string{`label "role"`, "workloadRef Deployment/web", "argo-rollouts #2916"}},
 	{name: "2.2 workloadRef without the key", in: R("", WR(steps)), resolver: resolver(map[string]string{"app": "web"}, nil),
 		outcome: outcome.Injected, want: R("", WR(injected))},
@@ -277,6 +277,10 @@ func checkWarnings(t *testing.T, got []string, want []string) {
 	}
 	if len(got) != 1 {
 		t.Fatalf("warnings = %q, want exactly one", got)
+	}
+	// The apiserver may truncate warnings longer than 256 characters.
+	if len(got[0]) > 256 {
+		t.Errorf("warning is %d characters, more than the 256 the apiserver keeps: %q", len(got[0]), got[0])
 	}
 	for _, w := range want {
 		if !strings.Contains(got[0], w) {

@@ -1,0 +1,53 @@
+package webhook
+
+import (
+	"context"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
+	"github.com/canary-tagger/canary-tagger/webhook/outcome"
+)
+
+var podsResource = schema.GroupResource{Resource: "pods"}
+
+// agentPodHandler serves /mutate-agent-pod (SPEC 3): CREATE of pods only.
+// The agent reads its environment at start-up, so changing a running pod
+// (UPDATE) would mean nothing, and the apiserver forbids it anyway.
+type agentPodHandler struct {
+	opts agentpod.Options
+	rec  recorder
+}
+
+func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admission.Response {
+	if why := outOfScope(req, podsResource, admissionv1.Create); why != "" {
+		return h.rec.finish(req, skipped(why), admission.Allowed(""))
+	}
+	in, err := obj.Decode(req.Object.Raw)
+	if err != nil {
+		return h.rec.malformed(req, "request.object is not a valid JSON object", err)
+	}
+	out, res := agentpod.MutatePod(in, h.opts)
+
+	d := decision{outcome: res.Outcome, reason: string(res.Reason)}
+	switch {
+	case res.Detail != "":
+		d.reason += ": " + res.Detail
+	case res.Reason == agentpod.ReasonNone:
+		d.reason = res.Status() // per container, as in the pod's status annotation
+	}
+	for _, c := range res.Containers {
+		if c.Action == agentpod.ActionInjected {
+			d.injected = append(d.injected, c.Name)
+		}
+	}
+	d.generateName, _ = obj.String(in, "metadata", "generateName")
+	return h.rec.finish(req, d, patchResponse(req.Object.Raw, in, out))
+}
+
+func skipped(why string) decision {
+	return decision{outcome: outcome.Skipped, reason: why}
+}

@@ -1,0 +1,45 @@
+package webhook
+
+import (
+	"context"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
+	"github.com/canary-tagger/canary-tagger/webhook/rollout"
+)
+
+var rolloutsResource = schema.GroupResource{Group: rollout.Group, Resource: "rollouts"}
+
+// rolloutHandler serves /mutate-rollout (SPEC 2): CREATE and UPDATE of
+// rollouts, not rollouts/status. Dry runs need no special case: the only side
+// effect is the workloadRef GET, a read.
+type rolloutHandler struct {
+	opts rollout.Options
+	refs *workloadRefs
+	rec  recorder
+}
+
+func (h *rolloutHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
+	if why := outOfScope(req, rolloutsResource, admissionv1.Create, admissionv1.Update); why != "" {
+		return h.rec.finish(req, skipped(why), admission.Allowed(""))
+	}
+	in, err := obj.Decode(req.Object.Raw)
+	if err != nil {
+		return h.rec.malformed(req, "request.object is not a valid JSON object", err)
+	}
+	ns := req.Namespace
+	if ns == "" {
+		ns, _ = obj.String(in, "metadata", "namespace")
+	}
+	out, res := rollout.Mutate(in, h.opts, h.refs.templateLabels(ctx, ns))
+
+	d := decision{outcome: res.Outcome, reason: string(res.Reason), injected: res.Added, warnings: res.Warnings}
+	if res.Detail != "" {
+		d.reason += ": " + res.Detail
+	}
+	d.generateName, _ = obj.String(in, "metadata", "generateName")
+	return h.rec.finish(req, d, patchResponse(req.Object.Raw, in, out))
+}

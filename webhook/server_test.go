@@ -1,0 +1,474 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+
+	"github.com/canary-tagger/canary-tagger/certs"
+)
+
+// testServer is a Run in progress, over real HTTPS on loopback.
+type testServer struct {
+	webhook, health, metrics string // base URLs
+	addr                     string // webhook host:port
+	certDir                  string
+	client                   *http.Client // trusts the test CA
+	cancel                   context.CancelFunc
+	done                     chan error
+}
+
+// startServer runs Run with certificates from certs.WriteSelfSigned in a
+// temporary directory (unless o has TLSOpts) and free loopback ports.
+func startServer(t *testing.T, o Options) *testServer {
+	t.Helper()
+	s := &testServer{certDir: t.TempDir(), done: make(chan error, 1)}
+	caPEM, err := certs.WriteSelfSigned(s.certDir, []string{"localhost", "127.0.0.1"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+
+	o.Host, o.Port, o.CertDir = "127.0.0.1", freePort(t), s.certDir
+	o.HealthAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	o.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	s.addr = net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
+	s.webhook, s.health, s.metrics = "https://"+s.addr, "http://"+o.HealthAddr, "http://"+o.MetricsAddr
+
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	go func() { s.done <- Run(ctx, o) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(10 * time.Second):
+			t.Error("Run did not return after cancel")
+		}
+	})
+	return s
+}
+
+// waitReady polls /readyz until it answers 200.
+func (s *testServer) waitReady(t *testing.T) {
+	t.Helper()
+	eventually(t, 10*time.Second, "/readyz to answer 200", func() bool {
+		code, _ := get(s.health + "/readyz")
+		return code == http.StatusOK
+	}, s.done)
+}
+
+func (s *testServer) post(t *testing.T, path, contentType string, body []byte) (int, []byte) {
+	t.Helper()
+	resp, err := s.client.Post(s.webhook+path, contentType, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, b
+}
+
+func TestServerServesBothWebhooks(t *testing.T) {
+	s := startServer(t, testOptions(t, fakeAPIServer(t, nil).URL))
+	s.waitReady(t)
+	if code, body := get(s.health + "/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz: %d %s", code, body)
+	}
+	for path, body := range map[string][]byte{
+		RolloutPath:  readFile(t, filepath.Join(goldenDir, "rollout-seed-create.request.json")),
+		AgentPodPath: helmChartPodReview(t),
+	} {
+		code, b := s.post(t, path, "application/json", body)
+		r := decodeReview(t, code, b)
+		if !r.Allowed || len(r.Patch) == 0 {
+			t.Errorf("%s: allowed=%v patch=%s", path, r.Allowed, r.Patch)
+		}
+	}
+}
+
+// TestServerMalformedBodies records what controller-runtime answers a body
+// that is not an AdmissionReview: HTTP 200 with an AdmissionReview whose
+// response has allowed=false and status code 400 (SPEC 7), never a 500.
+func TestServerMalformedBodies(t *testing.T) {
+	s := startServer(t, testOptions(t, "http://127.0.0.1:1"))
+	s.waitReady(t)
+	valid := readFile(t, filepath.Join(goldenDir, "rollout-seed-create.request.json"))
+	for name, tc := range map[string]struct {
+		contentType string
+		body        []byte
+	}{
+		"not JSON":          {"application/json", []byte("this is not JSON")},
+		"truncated":         {"application/json", valid[:len(valid)/2]},
+		"wrong apiVersion":  {"application/json", bytes.Replace(valid, []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v2"`), 1)},
+		"not a review":      {"application/json", []byte(`{"apiVersion":"v1","kind":"Pod"}`)},
+		"empty body":        {"application/json", nil},
+		"wrong contentType": {"text/plain", valid},
+	} {
+		t.Run(name, func(t *testing.T) {
+			code, b := s.post(t, RolloutPath, tc.contentType, tc.body)
+			r := decodeReview(t, code, b)
+			if r.Allowed || r.Result == nil || r.Result.Code != http.StatusBadRequest {
+				t.Errorf("want allowed=false code=400, got %s", b)
+			}
+		})
+	}
+}
+
+func TestServerALPN(t *testing.T) {
+	// Two servers in one process: Run keeps no state that prevents it.
+	h1 := startServer(t, testOptions(t, "http://127.0.0.1:1"))
+	o := testOptions(t, "http://127.0.0.1:1")
+	o.EnableHTTP2 = true
+	h2 := startServer(t, o)
+	h1.waitReady(t)
+	h2.waitReady(t)
+
+	both := []string{"h2", "http/1.1"}
+	if got := negotiate(t, h1.addr, both); got != "http/1.1" {
+		t.Errorf("default server negotiated %q, want http/1.1", got)
+	}
+	if c, err := tls.Dial("tcp", h1.addr, &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h2"}}); err == nil {
+		p := c.ConnectionState().NegotiatedProtocol
+		c.Close()
+		if p == "h2" {
+			t.Error("default server negotiated h2 with an h2-only client")
+		}
+	}
+	if got := negotiate(t, h2.addr, both); got != "h2" {
+		t.Errorf("--enable-http2 server negotiated %q, want h2", got)
+	}
+
+	// And end to end: an HTTP/2-capable client speaks what was negotiated.
+	body := readFile(t, filepath.Join(goldenDir, "rollout-seed-create.request.json"))
+	for s, major := range map[*testServer]int{h1: 1, h2: 2} {
+		tr := s.client.Transport.(*http.Transport).Clone()
+		tr.ForceAttemptHTTP2 = true
+		resp, err := (&http.Client{Transport: tr}).Post(s.webhook+RolloutPath, "application/json", bytes.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.ProtoMajor != major {
+			t.Errorf("%s: answered over %s, want HTTP/%d", s.addr, resp.Proto, major)
+		}
+	}
+}
+
+func TestServerRefusesTLS11(t *testing.T) {
+	s := startServer(t, testOptions(t, "http://127.0.0.1:1"))
+	s.waitReady(t)
+	c, err := tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true, MinVersion: tls.VersionTLS10, MaxVersion: tls.VersionTLS11})
+	if err == nil {
+		c.Close()
+		t.Fatalf("TLS 1.1 handshake succeeded (version %x)", c.ConnectionState().Version)
+	}
+	c, err = tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true, MaxVersion: tls.VersionTLS12})
+	if err != nil {
+		t.Fatalf("TLS 1.2 refused: %v", err)
+	}
+	c.Close()
+}
+
+// TestServerReadiness: /readyz fails until the webhook server completes a
+// TLS handshake with a loaded certificate. The certificate comes from a
+// TLSOpts GetCertificate that has none at first (as a self-managed CA that
+// has not yet loaded its Secret would).
+func TestServerReadiness(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := certs.WriteSelfSigned(dir, []string{"127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(dir, certs.CertFile), filepath.Join(dir, certs.KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cert atomic.Pointer[tls.Certificate]
+	o := testOptions(t, "http://127.0.0.1:1")
+	o.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
+		c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+			if p := cert.Load(); p != nil {
+				return p, nil
+			}
+			return nil, errors.New("no certificate loaded yet")
+		}
+	}}
+	s := startServer(t, o)
+	eventually(t, 10*time.Second, "/healthz to answer 200", func() bool {
+		code, _ := get(s.health + "/healthz")
+		return code == http.StatusOK
+	}, s.done)
+	for range 3 {
+		if code, body := get(s.health + "/readyz"); code == http.StatusOK {
+			t.Fatalf("/readyz ok without a certificate: %s", body)
+		}
+	}
+	cert.Store(&pair)
+	s.waitReady(t)
+}
+
+func TestServerMetrics(t *testing.T) {
+	s := startServer(t, testOptions(t, fakeAPIServer(t, nil).URL))
+	s.waitReady(t)
+	before := scrape(t, s.metrics)
+	for _, c := range []string{"rollout-seed-create", "rollout-update-metadata-present", "rollout-conflict-template",
+		"rollout-bluegreen", "rollout-malformed-object", "agent-pod-non-agent", "agent-pod-valuefrom"} {
+		s.post(t, pathOf(c), "application/json", readFile(t, filepath.Join(goldenDir, c+".request.json")))
+	}
+	s.post(t, AgentPodPath, "application/json", helmChartPodReview(t))
+	after := scrape(t, s.metrics)
+
+	for _, w := range []string{"rollout", "agent-pod"} {
+		for _, o := range []string{"injected", "present", "conflict", "skipped", "error"} {
+			if _, ok := after[fmt.Sprintf(`canary_tagger_admission_reviews_total{outcome=%q,webhook=%q}`, o, w)]; !ok {
+				t.Errorf("series webhook=%s outcome=%s missing", w, o)
+			}
+		}
+	}
+	for series, want := range map[string]float64{
+		`canary_tagger_admission_reviews_total{outcome="injected",webhook="rollout"}`:       1,
+		`canary_tagger_admission_reviews_total{outcome="present",webhook="rollout"}`:        1,
+		`canary_tagger_admission_reviews_total{outcome="conflict",webhook="rollout"}`:       1,
+		`canary_tagger_admission_reviews_total{outcome="skipped",webhook="rollout"}`:        1,
+		`canary_tagger_admission_reviews_total{outcome="error",webhook="rollout"}`:          1,
+		`canary_tagger_admission_reviews_total{outcome="injected",webhook="agent-pod"}`:     1,
+		`canary_tagger_admission_reviews_total{outcome="skipped",webhook="agent-pod"}`:      2,
+		`controller_runtime_webhook_requests_total{code="200",webhook="/mutate-rollout"}`:   5,
+		`controller_runtime_webhook_requests_total{code="200",webhook="/mutate-agent-pod"}`: 3,
+	} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s grew by %v, want %v", series, got, want)
+		}
+	}
+}
+
+// TestServerReloadsCertificate: new files in the certificate directory are
+// served without a restart (cert-manager renewing the Secret).
+func TestServerReloadsCertificate(t *testing.T) {
+	s := startServer(t, testOptions(t, "http://127.0.0.1:1"))
+	s.waitReady(t)
+	first := servedCert(t, s.addr)
+	if _, err := certs.WriteSelfSigned(s.certDir, []string{"localhost", "127.0.0.1"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	block, _ := pem.Decode(readFile(t, filepath.Join(s.certDir, certs.CertFile)))
+	if bytes.Equal(first, block.Bytes) {
+		t.Fatal("new certificate equals the old one")
+	}
+	// certwatcher reacts to the file events, and polls every 10 s anyway.
+	eventually(t, 25*time.Second, "the new certificate to be served", func() bool {
+		return bytes.Equal(servedCert(t, s.addr), block.Bytes)
+	}, s.done)
+}
+
+// TestServerGracefulShutdown: a review in flight when the context is
+// cancelled (SIGTERM) still gets its full answer. The review is held inside
+// the workloadRef GET by the fake API server until the server has stopped
+// accepting connections.
+func TestServerGracefulShutdown(t *testing.T) {
+	arrived, release := make(chan struct{}, 1), make(chan struct{})
+	api := fakeAPIServer(t, func(*http.Request) {
+		arrived <- struct{}{}
+		<-release
+	})
+	s := startServer(t, testOptions(t, api.URL))
+	s.waitReady(t)
+
+	type answer struct {
+		code int
+		body []byte
+	}
+	answers := make(chan answer, 1)
+	go func() {
+		resp, err := s.client.Post(s.webhook+RolloutPath, "application/json",
+			bytes.NewReader(readFile(t, filepath.Join(goldenDir, "rollout-workloadref.request.json"))))
+		if err != nil {
+			answers <- answer{body: []byte(err.Error())}
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		answers <- answer{resp.StatusCode, b}
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the review never reached the workloadRef GET")
+	}
+
+	s.cancel()
+	eventually(t, 10*time.Second, "the webhook listener to close", func() bool {
+		c, err := net.DialTimeout("tcp", s.addr, time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	}, nil)
+	select {
+	case err := <-s.done:
+		t.Fatalf("Run returned (%v) with a review in flight", err)
+	default:
+	}
+	close(release)
+
+	a := <-answers
+	r := decodeReview(t, a.code, a.body)
+	if !r.Allowed || len(r.Patch) == 0 || len(r.Warnings) > 0 {
+		t.Errorf("in-flight review: allowed=%v patch=%s warnings=%q", r.Allowed, r.Patch, r.Warnings)
+	}
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		s.done <- err // for the cleanup
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not return after the last review")
+	}
+}
+
+func TestRunRefusesMissingCertificate(t *testing.T) {
+	o := testOptions(t, "http://127.0.0.1:1")
+	o.Port, o.CertDir = freePort(t), filepath.Join(t.TempDir(), "none")
+	o.MetricsAddr, o.HealthAddr = "0", "0"
+	err := Run(context.Background(), o)
+	if err == nil || !strings.Contains(err.Error(), "tls.crt") {
+		t.Errorf("Run without certificate: %v", err)
+	}
+}
+
+func TestRunRefusesUnvalidatedRules(t *testing.T) {
+	if err := Run(context.Background(), Options{}); err == nil {
+		t.Error("Run accepted empty Rules")
+	}
+}
+
+// eventually polls cond until it holds or the deadline passes; a value on
+// failed (Run returning early) ends the wait at once.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool, failed chan error) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		select {
+		case err := <-failed:
+			t.Fatalf("Run returned while waiting for %s: %v", what, err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func get(url string) (int, string) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func decodeReview(t *testing.T, code int, body []byte) *admissionv1.AdmissionResponse {
+	t.Helper()
+	if code != http.StatusOK {
+		t.Fatalf("HTTP %d: %s", code, body)
+	}
+	var r admissionv1.AdmissionReview
+	if err := json.Unmarshal(body, &r); err != nil || r.Response == nil {
+		t.Fatalf("not an AdmissionReview response (%v): %s", err, body)
+	}
+	return r.Response
+}
+
+func negotiate(t *testing.T, addr string, protos []string) string {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true, NextProtos: protos})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().NegotiatedProtocol
+}
+
+func servedCert(t *testing.T, addr string) []byte {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].Raw
+}
+
+// scrape reads /metrics into series → value (text format, one sample a line).
+func scrape(t *testing.T, base string) map[string]float64 {
+	t.Helper()
+	code, body := get(base + "/metrics")
+	if code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", code, body)
+	}
+	m := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		i := strings.LastIndexByte(line, ' ')
+		v, err := strconv.ParseFloat(line[i+1:], 64)
+		if err == nil {
+			m[line[:i]] = v
+		}
+	}
+	return m
+}
+
+func pathOf(golden string) string {
+	if strings.HasPrefix(golden, "agent-pod-") {
+		return AgentPodPath
+	}
+	return RolloutPath
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}

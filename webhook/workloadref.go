@@ -1,0 +1,129 @@
+package webhook
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/rest"
+	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+
+	"github.com/canary-tagger/canary-tagger/webhook/rollout"
+)
+
+// workloadKinds are the kinds Argo Rollouts resolves a workloadRef to (by
+// group and kind, any version: argo-rollouts rollout/templateref.go), with
+// the resource to GET and where the pod template is.
+var workloadKinds = map[schema.GroupKind]struct {
+	resource string
+	template []string
+}{
+	{Group: "apps", Kind: "Deployment"}: {"deployments", []string{"spec", "template"}},
+	{Group: "apps", Kind: "ReplicaSet"}: {"replicasets", []string{"spec", "template"}},
+	{Kind: "PodTemplate"}:               {"podtemplates", []string{"template"}},
+}
+
+const (
+	// workloadRefTimeout keeps a review well inside the webhook's 5 s timeout.
+	workloadRefTimeout = 2 * time.Second
+	// clientRetryAfter spaces attempts to build the client after a failure
+	// (e.g. no kubeconfig): each attempt logs, and the answer rarely changes.
+	clientRetryAfter = 10 * time.Second
+)
+
+// workloadRefs reads the pod template labels of a Rollout's workloadRef
+// (SPEC 2.2). Its client is read-only (GET only) and built on first use, so
+// the server starts and serves without any cluster access; a Rollout that
+// cannot be checked is injected with a warning by the rule.
+type workloadRefs struct {
+	disabled   bool
+	restConfig func() (*rest.Config, error)
+	timeout    time.Duration
+	retryAfter time.Duration
+
+	mu       sync.Mutex
+	client   dynamic.Interface
+	err      error
+	failedAt time.Time
+}
+
+func newWorkloadRefs(enabled bool, restConfig func() (*rest.Config, error)) *workloadRefs {
+	if restConfig == nil {
+		restConfig = crconfig.GetConfig
+	}
+	return &workloadRefs{disabled: !enabled, restConfig: restConfig, timeout: workloadRefTimeout, retryAfter: clientRetryAfter}
+}
+
+// templateLabels returns the rule's reader for a Rollout in namespace.
+func (w *workloadRefs) templateLabels(ctx context.Context, namespace string) rollout.TemplateLabels {
+	return func(ref rollout.WorkloadRef) (map[string]string, error) {
+		if w.disabled {
+			return nil, errors.New("workloadRef check disabled")
+		}
+		gv, err := schema.ParseGroupVersion(ref.APIVersion)
+		if err != nil {
+			return nil, fmt.Errorf("apiVersion %q: %v", ref.APIVersion, err)
+		}
+		kind, ok := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
+		if !ok {
+			return nil, fmt.Errorf("%s %s is not a kind Argo Rollouts supports for workloadRef", ref.APIVersion, ref.Kind)
+		}
+		if ref.Name == "" {
+			return nil, errors.New("workloadRef has no name")
+		}
+		c, err := w.getClient()
+		if err != nil {
+			return nil, err
+		}
+		// Detached from the request's cancellation: the server cancels its
+		// base context at shutdown, and a review already in flight should
+		// still finish its check. The timeout bounds it either way.
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.timeout)
+		defer cancel()
+		u, err := c.Resource(gv.WithResource(kind.resource)).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		labels, _, err := unstructured.NestedStringMap(u.Object, append(kind.template, "metadata", "labels")...)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %v", ref.Kind, ref.Name, err)
+		}
+		return labels, nil
+	}
+}
+
+// getClient builds the client once, retrying after a failure.
+func (w *workloadRefs) getClient() (dynamic.Interface, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.client != nil {
+		return w.client, nil
+	}
+	if w.err != nil && time.Since(w.failedAt) < w.retryAfter {
+		return nil, w.err
+	}
+	c, err := w.newClient()
+	if err != nil {
+		w.err, w.failedAt = fmt.Errorf("no Kubernetes API access: %w", err), time.Now()
+		return nil, w.err
+	}
+	w.client, w.err = c, nil
+	return c, nil
+}
+
+func (w *workloadRefs) newClient() (dynamic.Interface, error) {
+	cfg, err := w.restConfig()
+	if err != nil {
+		return nil, err
+	}
+	cfg = rest.CopyConfig(cfg)
+	cfg.Timeout = w.timeout
+	cfg.UserAgent = "canary-tagger"
+	return dynamic.NewForConfig(cfg)
+}
