@@ -218,19 +218,19 @@ main() {
       STEPS=3
       build_k8s kube-apiserver "4m"
       build_etcd
-      build_k8s kubectl "1m"
+      build_k8s kubectl "45s"
       ;;
     e2e)
       lock
       STEPS=9
       build_k8s kube-apiserver "4m"
       build_etcd
-      build_k8s kubectl "1m"
-      build_k8s kube-controller-manager "1m"
+      build_k8s kubectl "45s"
+      build_k8s kube-controller-manager "2m"
       build_k8s kube-scheduler "40s"
       build_kwok
-      build_argo rollouts-controller "4m45s"
-      build_argo kubectl-argo-rollouts "20s"
+      build_argo rollouts-controller "5m"
+      build_argo kubectl-argo-rollouts "30s"
       write_kwok_stages
       ;;
     crd-dirs)
