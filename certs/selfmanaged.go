@@ -145,30 +145,24 @@ func (s *SelfManaged) Start(ctx context.Context) error {
 }
 
 // Ready is nil once the certificate being served is trusted by the caBundle
-// of every webhook in the configuration (as last read).
+// of every webhook in the configuration (as last read). With ServingAddr it
+// checks what the server actually presents, otherwise the files in CertDir.
 func (s *SelfManaged) Ready() error {
+	if err := s.trustedFiles(); err != nil || s.ServingAddr == "" {
+		if err != nil {
+			return fmt.Errorf("self-managed TLS: %w", err)
+		}
+		return nil
+	}
+	leaf, err := s.dialServed()
+	if err != nil {
+		return fmt.Errorf("self-managed TLS: webhook server on %s: %w", s.ServingAddr, err)
+	}
 	s.mu.Lock()
-	served, bundles, wrote, lastErr := s.served, s.bundles, s.wrote, s.lastErr
+	bundles := s.bundles
 	s.mu.Unlock()
-	if !wrote {
-		return errors.New("self-managed TLS: no certificate yet")
-	}
-	if bundles == nil {
-		if lastErr != nil {
-			return fmt.Errorf("self-managed TLS: caBundle not written yet: %w", lastErr)
-		}
-		return errors.New("self-managed TLS: caBundle not written yet")
-	}
-	leaf := served
-	if s.ServingAddr != "" {
-		var err error
-		if leaf, err = s.dialServed(); err != nil {
-			return fmt.Errorf("self-managed TLS: webhook server on %s: %w", s.ServingAddr, err)
-		}
-	}
-	now := s.Now()
 	for i, b := range bundles {
-		if err := smVerify(leaf, b, s.serverName(), now); err != nil {
+		if err := smVerify(leaf, b, s.serverName(), s.Now()); err != nil {
 			return fmt.Errorf("self-managed TLS: served certificate not trusted by the caBundle of webhook #%d of %s: %w", i, s.WebhookConfigName, err)
 		}
 	}
