@@ -6,9 +6,8 @@ package webhook
 // status code; a body that is not JSON gets a 400; any patch applies cleanly
 // to the submitted object, is add-only for Rollouts, and for agent pods only
 // adds, or replaces a DD_KUBERNETES_POD_LABELS_AS_TAGS value with a JSON
-// object that keeps every mapping and gains the one key (a "replace" of a
-// field that was null counts as an add); reviewing the patched object again
-// gives no patch.
+// object that keeps every mapping and gains the one key; reviewing the
+// patched object again gives no patch.
 //
 //	go test ./webhook -run '^$' -fuzz '^FuzzHandler$' -fuzztime 60s
 //
@@ -266,7 +265,9 @@ func evCheckPatch(path string, object, patch []byte) ([]byte, error) {
 		return nil, fmt.Errorf("patch is not a JSON Patch: %v", err)
 	}
 	var doc any
-	if err := json.Unmarshal(object, &doc); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(object))
+	dec.UseNumber()
+	if err := dec.Decode(&doc); err != nil {
 		return nil, fmt.Errorf("object does not decode: %v", err)
 	}
 	for _, op := range ops {
@@ -291,13 +292,6 @@ func evCheckPatch(path string, object, patch []byte) ([]byte, error) {
 				return nil, fmt.Errorf("add %s: parent is not an object or array", op.Path)
 			}
 		case "replace":
-			if p, ok := parent.(map[string]any); ok {
-				if v, exists := p[last]; exists && v == nil {
-					// gomodules.xyz/jsonpatch writes "replace" for a field that
-					// was null (SPEC 2.3: null counts as absent); nothing is lost.
-					continue
-				}
-			}
 			if path != AgentPodPath || last != "value" {
 				return nil, fmt.Errorf("replace %s: only the agent-pod webhook may replace, and only an env value", op.Path)
 			}

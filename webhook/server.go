@@ -61,6 +61,10 @@ type Options struct {
 	// Logger gets one line per review. Default: discard.
 	Logger logr.Logger
 
+	// ReadyChecks must all pass, besides serving TLS, for /readyz to be ok
+	// (e.g. self-managed TLS: the caBundle trusts the served certificate).
+	ReadyChecks []healthz.Checker
+
 	// TLSOpts are applied after canary-tagger's own TLS settings (TLS >= 1.2,
 	// ALPN), e.g. to serve a self-managed certificate with GetCertificate.
 	TLSOpts []func(*tls.Config)
@@ -123,7 +127,7 @@ func Run(ctx context.Context, o Options) error {
 
 	var aux auxServers
 	defer aux.shutdown()
-	if err := aux.start(o.HealthAddr, healthMux(ws.StartedChecker())); err != nil {
+	if err := aux.start(o.HealthAddr, healthMux(append([]healthz.Checker{ws.StartedChecker()}, o.ReadyChecks...))); err != nil {
 		return fmt.Errorf("health probes on %s: %w", o.HealthAddr, err)
 	}
 	if err := aux.start(o.MetricsAddr, metricsMux()); err != nil {
@@ -160,13 +164,15 @@ func tlsDefaults(http2 bool) func(*tls.Config) {
 
 // healthMux: /healthz is always ok (the process runs); /readyz only once
 // the webhook server completes a TLS handshake, i.e. serves a certificate.
-func healthMux(ready healthz.Checker) http.Handler {
+func healthMux(ready []healthz.Checker) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		if err := ready(r); err != nil {
-			http.Error(w, err.Error(), http.StatusServiceUnavailable)
-			return
+		for _, check := range ready {
+			if err := check(r); err != nil {
+				http.Error(w, err.Error(), http.StatusServiceUnavailable)
+				return
+			}
 		}
 		_, _ = w.Write([]byte("ok"))
 	})

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	"github.com/canary-tagger/canary-tagger/certs"
 )
@@ -226,6 +227,32 @@ func TestServerReadiness(t *testing.T) {
 		}
 	}
 	cert.Store(&pair)
+	s.waitReady(t)
+}
+
+// TestServerReadyChecks: an extra readiness check (self-managed TLS: the
+// caBundle trusts the served certificate) holds /readyz until it passes.
+func TestServerReadyChecks(t *testing.T) {
+	var trusted atomic.Bool
+	o := testOptions(t, "http://127.0.0.1:1")
+	o.ReadyChecks = []healthz.Checker{func(*http.Request) error {
+		if !trusted.Load() {
+			return errors.New("caBundle does not trust the served certificate yet")
+		}
+		return nil
+	}}
+	s := startServer(t, o)
+	eventually(t, 10*time.Second, "the webhook to serve TLS", func() bool {
+		c, err := tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true})
+		if err == nil {
+			c.Close()
+		}
+		return err == nil
+	}, s.done)
+	if code, body := get(s.health + "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "caBundle") {
+		t.Fatalf("/readyz = %d %q while the extra check fails, want 503 naming it", code, body)
+	}
+	trusted.Store(true)
 	s.waitReady(t)
 }
 

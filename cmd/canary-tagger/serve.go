@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,9 +76,14 @@ func runServe(args []string, stderr io.Writer, signalContext func() context.Cont
 	ctx := signalContext()
 	// Self-managed TLS: certificate in --cert-dir and trusted by the caBundle
 	// before the server starts (no-op without --self-managed-tls).
-	if _, err := selfManaged.start(ctx, o, o.Logger); err != nil {
+	ready, err := selfManaged.start(ctx, o, o.Logger)
+	if err != nil {
 		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
 		return 1
+	}
+	if ready != nil {
+		// Not ready while the caBundle does not trust the served certificate.
+		o.ReadyChecks = append(o.ReadyChecks, func(*http.Request) error { return ready() })
 	}
 	if err := webhook.Run(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
