@@ -25,7 +25,7 @@ func fixtures(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("fixtures not available: %v", err)
+		t.Fatalf("fixtures not available (they live in ../shared beside the repository): %v", err)
 	}
 	return dir
 }

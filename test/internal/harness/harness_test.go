@@ -1,0 +1,115 @@
+package harness
+
+import (
+	"context"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestPinnedVersion(t *testing.T) {
+	repo := t.TempDir()
+	dir := filepath.Join(repo, "test", "tools", "argo")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	gomod := `module example.com/tools
+
+go 1.26.10
+
+toolchain go1.27.3
+
+require (
+	github.com/argoproj/argo-rollouts-extra v9.9.9
+	github.com/argoproj/argo-rollouts v1.10.2
+)
+
+require github.com/other/mod v0.1.0 // indirect
+`
+	if err := os.WriteFile(filepath.Join(dir, "go.mod"), []byte(gomod), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	v, tc, err := PinnedVersion(repo, "argo", ArgoRolloutsModule)
+	if err != nil || v != "v1.10.2" || tc != "go1.27.3" {
+		t.Errorf("PinnedVersion = %q, %q, %v; want v1.10.2, go1.27.3", v, tc, err)
+	}
+	if v, _, err := PinnedVersion(repo, "argo", "github.com/other/mod"); err != nil || v != "v0.1.0" {
+		t.Errorf("single-line require: %q, %v", v, err)
+	}
+	if _, _, err := PinnedVersion(repo, "argo", "github.com/absent/mod"); err == nil {
+		t.Error("no error for a module that is not required")
+	}
+}
+
+// The repository's own tools module pins Argo Rollouts.
+func TestRepoPinsArgoRollouts(t *testing.T) {
+	repo, err := RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, _, err := PinnedVersion(repo, "argo", ArgoRolloutsModule)
+	if err != nil || !strings.HasPrefix(v, "v1.") {
+		t.Errorf("PinnedVersion(argo-rollouts) = %q, %v", v, err)
+	}
+}
+
+func TestScrapeMetrics(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write([]byte(`# HELP canary_tagger_admission_reviews_total x
+# TYPE canary_tagger_admission_reviews_total counter
+canary_tagger_admission_reviews_total{outcome="injected",webhook="rollout"} 3
+canary_tagger_admission_reviews_total{outcome="present",webhook="rollout"} 2
+canary_tagger_admission_reviews_total{outcome="injected",webhook="agent-pod"} 5
+`))
+	}))
+	defer srv.Close()
+	m, err := ScrapeMetrics(context.Background(), srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		match map[string]string
+		want  float64
+	}{
+		{map[string]string{"webhook": "rollout"}, 5},
+		{map[string]string{"webhook": "rollout", "outcome": "injected"}, 3},
+		{map[string]string{"webhook": "agent-pod"}, 5},
+		{nil, 10},
+		{map[string]string{"webhook": "nope"}, 0},
+	} {
+		if got := m.Sum(ReviewsMetric, c.match); got != c.want {
+			t.Errorf("Sum(%v) = %v, want %v", c.match, got, c.want)
+		}
+	}
+	if m.Sum("absent_metric", nil) != 0 || m.Has("absent_metric") {
+		t.Error("an absent family should sum to 0")
+	}
+}
+
+func TestPoll(t *testing.T) {
+	ctx := context.Background()
+	n := 0
+	if err := Poll(ctx, time.Second, time.Millisecond, func(context.Context) (bool, error) {
+		n++
+		return n == 3, nil
+	}); err != nil || n != 3 {
+		t.Errorf("Poll: %v after %d calls", err, n)
+	}
+	err := Poll(ctx, 20*time.Millisecond, time.Millisecond, func(context.Context) (bool, error) {
+		return false, os.ErrNotExist
+	})
+	if err == nil || !strings.Contains(err.Error(), os.ErrNotExist.Error()) {
+		t.Errorf("timeout error should carry the last reason: %v", err)
+	}
+	start := time.Now()
+	err = Poll(ctx, time.Minute, time.Millisecond, func(context.Context) (bool, error) {
+		return false, Stop(os.ErrPermission)
+	})
+	if err != os.ErrPermission || time.Since(start) > 10*time.Second {
+		t.Errorf("Stop should end the wait at once with its error: %v", err)
+	}
+}

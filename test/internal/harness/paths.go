@@ -1,0 +1,159 @@
+// Package harness runs canary-tagger against a real control plane: an envtest
+// kube-apiserver + etcd built from the pinned sources in bin/k8s, the Argo
+// Rollouts CRDs applied server-side from the module cache, the project's own
+// webhook server in-process on loopback, and the MutatingWebhookConfiguration
+// rendered from manifests/ with its client config rewritten to that server.
+// Tests drive it with the real kubectl from bin/k8s.
+//
+// Everything here polls with a deadline; nothing sleeps to synchronise.
+package harness
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Module is the project's Go module path; RepoRoot looks for its go.mod.
+const Module = "github.com/canary-tagger/canary-tagger"
+
+// ArgoRolloutsModule is the module whose manifests/crds holds the Rollout CRD.
+const ArgoRolloutsModule = "github.com/argoproj/argo-rollouts"
+
+// RepoRoot walks up from the working directory to the directory whose go.mod
+// declares the project's module.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if modulePath(filepath.Join(dir, "go.mod")) == Module {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod declaring module %s above the working directory", Module)
+		}
+		dir = parent
+	}
+}
+
+func modulePath(gomod string) string {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" {
+			return strings.Trim(fields[1], `"`)
+		}
+	}
+	return ""
+}
+
+// AssetsDir is the KUBEBUILDER_ASSETS folder: $KUBEBUILDER_ASSETS if set,
+// else <repo>/bin/k8s. It checks that kube-apiserver, etcd and kubectl are
+// there and says how to build them if not.
+func AssetsDir(repo string) (string, error) {
+	dir := os.Getenv("KUBEBUILDER_ASSETS")
+	if dir == "" {
+		dir = filepath.Join(repo, "bin", "k8s")
+	}
+	var missing []string
+	for _, name := range []string{"kube-apiserver", "etcd", "kubectl"} {
+		if st, err := os.Stat(filepath.Join(dir, name)); err != nil || st.IsDir() || st.Mode()&0o111 == 0 {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return "", fmt.Errorf("%s missing in %s: build them with `make tools` (hack/tools.sh k8s; ≈5 min cold on 2 cores) or point KUBEBUILDER_ASSETS at a folder holding kube-apiserver, etcd and kubectl",
+			strings.Join(missing, ", "), dir)
+	}
+	return dir, nil
+}
+
+// requireRe finds `MODULE vX.Y.Z` in a go.mod, in a require line or block.
+func requireRe(module string) *regexp.Regexp {
+	return regexp.MustCompile(`(?m)^\s*(?:require\s+)?` + regexp.QuoteMeta(module) + `\s+(v\S+)`)
+}
+
+var toolchainRe = regexp.MustCompile(`(?m)^toolchain\s+(go\S+)`)
+
+// PinnedVersion returns the version of module required by the tools module
+// test/tools/<tools>/go.mod, and the Go toolchain it declares (may be empty).
+func PinnedVersion(repo, tools, module string) (version, toolchain string, err error) {
+	gomod := filepath.Join(repo, "test", "tools", tools, "go.mod")
+	data, err := os.ReadFile(gomod)
+	if err != nil {
+		return "", "", err
+	}
+	m := requireRe(module).FindSubmatch(data)
+	if m == nil {
+		return "", "", fmt.Errorf("%s does not require %s", gomod, module)
+	}
+	if t := toolchainRe.FindSubmatch(data); t != nil {
+		toolchain = string(t[1])
+	}
+	return string(m[1]), toolchain, nil
+}
+
+// ModuleDir downloads (or finds in the module cache) module@version with
+// `go mod download -json` and returns its directory. A module whose go.mod
+// asks for a newer Go than the local one (argo-rollouts v1.10.x) needs the
+// tools module's toolchain: pass it as toolchain (GOTOOLCHAIN).
+func ModuleDir(ctx context.Context, module, version, toolchain string) (string, error) {
+	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+version)
+	// Outside any module, so neither test/go.mod nor GOFLAGS=-mod=... get in the way.
+	cmd.Dir = os.TempDir()
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
+	if toolchain != "" {
+		cmd.Env = append(cmd.Env, "GOTOOLCHAIN="+toolchain)
+	}
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	runErr := cmd.Run()
+	var info struct{ Dir, Error string }
+	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
+		return "", fmt.Errorf("go mod download -json %s@%s: %v; %s", module, version, errors.Join(runErr, err), stderr.String())
+	}
+	if info.Error != "" || info.Dir == "" {
+		return "", fmt.Errorf("go mod download -json %s@%s: %s %s", module, version, info.Error, stderr.String())
+	}
+	return info.Dir, nil
+}
+
+// ArgoRolloutsCRDFiles returns the CRD files of the Argo Rollouts version
+// pinned in test/tools/argo/go.mod, read in place from the module cache.
+// $ARGO_ROLLOUTS_DIR (a module directory, as `hack/tools.sh crd-dirs` prints)
+// overrides the lookup.
+func ArgoRolloutsCRDFiles(ctx context.Context, repo string) ([]string, error) {
+	dir := os.Getenv("ARGO_ROLLOUTS_DIR")
+	if dir == "" {
+		version, toolchain, err := PinnedVersion(repo, "argo", ArgoRolloutsModule)
+		if err != nil {
+			return nil, err
+		}
+		if dir, err = ModuleDir(ctx, ArgoRolloutsModule, version, toolchain); err != nil {
+			return nil, err
+		}
+	}
+	files, err := filepath.Glob(filepath.Join(dir, "manifests", "crds", "*-crd.yaml"))
+	if err != nil {
+		return nil, err
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("no *-crd.yaml under %s/manifests/crds", dir)
+	}
+	return files, nil
+}
