@@ -31,14 +31,16 @@ unit: ## rules, handlers, server and CLI tests
 integration: tools-k8s ## real kube-apiserver + etcd + kubectl, Argo Rollouts and cert-manager CRDs
 	cd test && $(GO) test -count=1 -timeout 20m ./internal/harness/... ./integration/... ./install/...
 
-e2e: tools-e2e build ## the seed's scenario on a local control plane (controllers, scheduler, kwok, Argo Rollouts)
-	cd test && $(GO) test -count=1 -timeout 20m -v ./e2e/... 2>&1 | tee $(CURDIR)/bin/e2e.log | grep -E '^(=== RUN|--- |PASS|FAIL|ok|\s+\S+\.go:\d+:)' || (tail -n 50 $(CURDIR)/bin/e2e.log; exit 1)
+e2e: tools-e2e ## the seed's scenario on a local control plane (controllers, scheduler, kwok, Argo Rollouts)
+	cd test && $(GO) test -tags e2e -count=1 -timeout 20m -v ./e2e/...
 
-demo: tools-e2e build ## run the story: a canary with role labels and a Datadog agent that tags them (KEEP=1 leaves it up)
-	cd test && KEEP=$(KEEP) $(GO) run ./e2e/demo
+demo: tools-e2e ## run the story: a canary with role labels and a Datadog agent that tags them (KEEP=1 leaves it up)
+	cd test && $(GO) build -o ../bin/canary-tagger-demo ./e2e/demo
+	bin/canary-tagger-demo $(if $(filter-out 0,$(KEEP)),-keep)
 
 demo-down: ## stop a cluster left up by `make demo KEEP=1`
-	cd test && $(GO) run ./e2e/demo --down
+	cd test && $(GO) build -o ../bin/canary-tagger-demo ./e2e/demo
+	bin/canary-tagger-demo -down
 
 run: build ## serve locally on :9443 with a throw-away certificate in bin/certs
 	$(GO) run ./hack/devcert --dir bin/certs --hosts localhost,127.0.0.1

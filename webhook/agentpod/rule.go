@@ -102,13 +102,35 @@ type Result struct {
 }
 
 // Status is the value of the status annotation for this result.
+//
+// It stays under MaxStatusLen: the apiserver refuses a pod whose annotations
+// total more than 256 KiB, and an annotation is meant to be read in
+// `kubectl describe`. Past the limit the remaining containers are counted.
 func (r Result) Status() string {
-	parts := make([]string, len(r.Containers))
+	var b strings.Builder
 	for i, c := range r.Containers {
-		parts[i] = c.String()
+		entry := c.String()
+		if b.Len()+len(entry)+2 > MaxStatusLen-len(statusMore) {
+			counts := map[Action]int{}
+			for _, rest := range r.Containers[i:] {
+				counts[rest.Action]++
+			}
+			fmt.Fprintf(&b, statusMore, len(r.Containers)-i,
+				counts[ActionInjected], counts[ActionPresent], counts[ActionSkipped])
+			break
+		}
+		if i > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(entry)
 	}
-	return strings.Join(parts, "; ")
+	return b.String()
 }
+
+// MaxStatusLen bounds the status annotation's value.
+const MaxStatusLen = 4096
+
+const statusMore = "; and %d more containers: %d injected, %d present, %d skipped"
 
 // MutatePod applies SPEC 3 to a Pod: agent pods owned by a DaemonSet get the
 // mapping and the status annotation. An existing status annotation is kept:

@@ -2,6 +2,7 @@ package agentpod_test
 
 import (
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -399,5 +400,31 @@ func TestNumbersKept(t *testing.T) {
 		if !strings.Contains(got, n) {
 			t.Errorf("output %s lost %s", got, n)
 		}
+	}
+}
+
+// TestStatusBounded: a pod with thousands of containers gets a status that
+// stays readable and far below the apiserver's 256 KiB annotation limit,
+// still counting every container.
+func TestStatusBounded(t *testing.T) {
+	var r agentpod.Result
+	for i := range 10000 {
+		a := agentpod.ActionInjected
+		if i%3 == 0 {
+			a = agentpod.ActionPresent
+		}
+		r.Containers = append(r.Containers, agentpod.Container{Name: fmt.Sprintf("c%05d", i), Action: a, Tag: "kube_role"})
+	}
+	s := r.Status()
+	if len(s) > agentpod.MaxStatusLen {
+		t.Fatalf("status is %d bytes, want at most %d", len(s), agentpod.MaxStatusLen)
+	}
+	if !strings.HasPrefix(s, "c00000: present (kube_role); c00001: injected") || !strings.Contains(s, " more containers: ") {
+		t.Fatalf("status = %.200q…%q", s, s[len(s)-80:])
+	}
+	// Short statuses are not touched.
+	r.Containers = r.Containers[:2]
+	if got := r.Status(); got != "c00000: present (kube_role); c00001: injected" {
+		t.Fatalf("status = %q", got)
 	}
 }

@@ -1,0 +1,320 @@
+// Package cluster brings up everything the seed's scenario runs on, for the
+// e2e test and for `make demo` alike: etcd and kube-apiserver (the harness's
+// envtest, with the Argo Rollouts CRDs), kube-controller-manager,
+// kube-scheduler, kwok with fake nodes and the Argo Rollouts controller
+// (package controlplane), and canary-tagger itself as a local process
+// (`canary-tagger serve`) registered through the MutatingWebhookConfiguration
+// rendered from manifests/.
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	"github.com/canary-tagger/canary-tagger/certs"
+	"github.com/canary-tagger/canary-tagger/test/e2e/scenario"
+	"github.com/canary-tagger/canary-tagger/test/internal/controlplane"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+)
+
+// Options configure Up.
+type Options struct {
+	// Binary is where `go build` writes canary-tagger (default bin/canary-tagger).
+	Binary string
+	// LogDir receives one log per process (default: the harness's directory).
+	LogDir string
+	// Nodes is the number of kwok nodes (default 3).
+	Nodes int
+	// Detach leaves the processes running if this program exits without
+	// Down (make demo KEEP=1).
+	Detach bool
+	// Logf reports progress (optional).
+	Logf func(format string, args ...any)
+}
+
+// Cluster is a running cluster with canary-tagger registered.
+type Cluster struct {
+	Repo        string
+	K8sBin      string // bin/k8s
+	E2EBin      string // bin/e2e
+	FixturesDir string // <repo>/../shared/fixtures/datadog-helm
+	RolloutFile string // test/e2e/testdata/rollout.yaml
+	LogDir      string
+
+	Env     *harness.Env
+	CP      *controlplane.ControlPlane
+	Webhook *controlplane.Process
+	// WebhookMetricsURL is canary-tagger's /metrics.
+	WebhookMetricsURL string
+
+	logf func(string, ...any)
+}
+
+// Paths returns the repository root and the tool folders, and an error naming
+// what is missing (and how to build it).
+func Paths() (repo, k8sBin, e2eBin string, err error) {
+	if repo, err = harness.RepoRoot(); err != nil {
+		return "", "", "", err
+	}
+	k8sBin = filepath.Join(repo, "bin", "k8s")
+	if d := os.Getenv("KUBEBUILDER_ASSETS"); d != "" {
+		k8sBin = d
+	}
+	e2eBin = filepath.Join(repo, "bin", "e2e")
+	return repo, k8sBin, e2eBin, nil
+}
+
+// MissingTools lists the tool files that are not built yet.
+func MissingTools() ([]string, error) {
+	_, k8sBin, e2eBin, err := Paths()
+	if err != nil {
+		return nil, err
+	}
+	missing := controlplane.Missing(k8sBin, e2eBin)
+	for _, name := range []string{"kube-apiserver", "etcd"} {
+		if _, err := os.Stat(filepath.Join(k8sBin, name)); err != nil {
+			missing = append(missing, filepath.Join(k8sBin, name))
+		}
+	}
+	return missing, nil
+}
+
+// Up starts everything; on error it stops what it started.
+func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
+	c = &Cluster{logf: opts.Logf}
+	if c.logf == nil {
+		c.logf = func(string, ...any) {}
+	}
+	if c.Repo, c.K8sBin, c.E2EBin, err = Paths(); err != nil {
+		return nil, err
+	}
+	if m, err := MissingTools(); err != nil {
+		return nil, err
+	} else if len(m) > 0 {
+		return nil, fmt.Errorf("e2e tools not built: %s\nbuild them with `make tools` (hack/tools.sh e2e; ≈15 min on a cold 2-core machine, cached in bin/ afterwards)",
+			strings.Join(m, ", "))
+	}
+	c.FixturesDir = filepath.Join(filepath.Dir(c.Repo), "shared", "fixtures", "datadog-helm")
+	c.RolloutFile = filepath.Join(c.Repo, "test", "e2e", "testdata", "rollout.yaml")
+	for _, f := range []string{c.FixturesDir, c.RolloutFile} {
+		if _, err := os.Stat(f); err != nil {
+			return nil, err
+		}
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, c.Down())
+		}
+	}()
+
+	binary := opts.Binary
+	if binary == "" {
+		binary = filepath.Join(c.Repo, "bin", "canary-tagger")
+	}
+	start := time.Now()
+	build := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/canary-tagger")
+	build.Dir = c.Repo
+	if out, err := build.CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("go build ./cmd/canary-tagger: %w\n%s", err, out)
+	}
+	c.logf("canary-tagger: built %s (%s)", rel(c.Repo, binary), since(start))
+
+	start = time.Now()
+	if c.Env, err = harness.Start(ctx, harness.Options{NoWebhook: true}); err != nil {
+		return nil, err
+	}
+	c.logf("etcd + kube-apiserver (envtest) with the Argo Rollouts CRDs: up (%s)", since(start))
+	c.LogDir = opts.LogDir
+	if c.LogDir == "" {
+		c.LogDir = filepath.Join(c.Env.Dir, "logs")
+	}
+
+	start = time.Now()
+	if c.CP, err = controlplane.Start(ctx, controlplane.Options{
+		Kubeconfig:            c.Env.Kubeconfig(),
+		K8sBinDir:             c.K8sBin,
+		E2EBinDir:             c.E2EBin,
+		LogDir:                c.LogDir,
+		ServiceAccountKeyFile: c.Env.ServiceAccountKeyFile,
+		RootCAFile:            c.Env.CAFile,
+		Nodes:                 opts.Nodes,
+		Detach:                opts.Detach,
+		Logf:                  func(f string, a ...any) { c.logf("  "+f, a...) },
+	}); err != nil {
+		return nil, err
+	}
+	c.logf("controllers and %d kwok nodes: up (%s)", len(c.CP.Nodes), since(start))
+
+	start = time.Now()
+	if err := c.startWebhook(ctx, binary, opts.Detach); err != nil {
+		return nil, err
+	}
+	c.logf("canary-tagger serve: ready, registered and called by the apiserver (%s)", since(start))
+	return c, nil
+}
+
+// startWebhook runs `canary-tagger serve` on loopback with a self-signed
+// certificate, waits for /readyz, registers the webhook configuration from
+// manifests/ pointed at it, and waits until the apiserver calls it.
+func (c *Cluster) startWebhook(ctx context.Context, binary string, detach bool) error {
+	certDir := filepath.Join(c.Env.Dir, "webhook-certs")
+	if err := os.MkdirAll(certDir, 0o755); err != nil {
+		return err
+	}
+	caPEM, err := certs.WriteSelfSigned(certDir, []string{"127.0.0.1", "localhost"}, 7*24*time.Hour)
+	if err != nil {
+		return err
+	}
+	var ports [3]int
+	for i := range ports {
+		if ports[i], err = controlplane.FreePort(); err != nil {
+			return err
+		}
+	}
+	metrics := "127.0.0.1:" + strconv.Itoa(ports[1])
+	health := "127.0.0.1:" + strconv.Itoa(ports[2])
+	c.WebhookMetricsURL = "http://" + metrics + "/metrics"
+	c.Webhook, err = controlplane.StartProcess("canary-tagger", binary, []string{
+		"serve",
+		"--host=127.0.0.1",
+		"--port=" + strconv.Itoa(ports[0]),
+		"--cert-dir=" + certDir,
+		"--metrics-bind-address=" + metrics,
+		"--health-probe-bind-address=" + health,
+	}, filepath.Join(c.LogDir, "canary-tagger.log"), controlplane.ProcessOptions{
+		// serve reads workloadRef templates (SPEC 2.2) with this kubeconfig.
+		Env:    []string{"KUBECONFIG=" + c.Env.Kubeconfig()},
+		Detach: detach,
+	})
+	if err != nil {
+		return err
+	}
+	c.logf("  canary-tagger: started (pid %d, https://127.0.0.1:%d, log %s)", c.Webhook.Pid(), ports[0], c.Webhook.LogPath)
+	err = harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		if err := c.Webhook.Exited(); err != nil {
+			return false, harness.Stop(err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+health+"/readyz", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false, fmt.Errorf("readyz: %s", resp.Status)
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("canary-tagger serve did not get ready: %w", err)
+	}
+
+	wc, err := harness.RenderWebhookConfiguration(ctx, c.Env.Kubectl, c.Repo, harness.ModeClusterWide)
+	if err != nil {
+		return err
+	}
+	install := envtest.WebhookInstallOptions{
+		MutatingWebhooks:   []*admissionv1.MutatingWebhookConfiguration{wc.Object.DeepCopy()},
+		LocalServingHost:   "127.0.0.1",
+		LocalServingPort:   ports[0],
+		LocalServingCAData: caPEM,
+		MaxTime:            30 * time.Second,
+		PollInterval:       100 * time.Millisecond,
+	}
+	if err := install.ModifyWebhookDefinitions(); err != nil {
+		return err
+	}
+	if err := install.Install(c.Env.Config); err != nil {
+		return fmt.Errorf("installing the webhook configuration: %w", err)
+	}
+	if err := c.Env.CreateNamespace(ctx, wc.OwnNamespace, nil); err != nil {
+		return err
+	}
+	// The apiserver picks the configuration up through an informer: wait
+	// until a dry-run Rollout in the scenario's namespace comes back injected.
+	return harness.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		if err := c.Webhook.Exited(); err != nil {
+			return false, harness.Stop(err)
+		}
+		ok, err := c.Env.ProbeInjects(ctx, "default")
+		if err == nil && !ok {
+			err = errors.New("a dry-run Rollout in namespace default is not injected yet")
+		}
+		return ok, err
+	})
+}
+
+// Health reports a controller or the webhook that died.
+func (c *Cluster) Health() error {
+	var errs []error
+	if c.CP != nil {
+		errs = append(errs, c.CP.Check())
+	}
+	if c.Webhook != nil {
+		errs = append(errs, c.Webhook.Exited())
+	}
+	return errors.Join(errs...)
+}
+
+// Processes are the child processes this package started (not envtest's).
+func (c *Cluster) Processes() []*controlplane.Process {
+	var ps []*controlplane.Process
+	if c.CP != nil {
+		ps = append(ps, c.CP.Processes()...)
+	}
+	if c.Webhook != nil {
+		ps = append(ps, c.Webhook)
+	}
+	return ps
+}
+
+// ScenarioEnv is what the scenario needs to run here.
+func (c *Cluster) ScenarioEnv() scenario.Env {
+	nodes := 0
+	if c.CP != nil {
+		nodes = len(c.CP.Nodes)
+	}
+	return scenario.Env{
+		Kubeconfig:  c.Env.Kubeconfig(),
+		Kubectl:     filepath.Join(c.K8sBin, "kubectl"),
+		PluginDir:   c.E2EBin,
+		RolloutFile: c.RolloutFile,
+		FixturesDir: c.FixturesDir,
+		Nodes:       nodes,
+		Health:      c.Health,
+	}
+}
+
+// Down stops the controllers, the webhook and the control plane, in that order.
+func (c *Cluster) Down() error {
+	if c.CP != nil {
+		c.CP.Stop()
+	}
+	if c.Webhook != nil {
+		c.Webhook.Stop(10 * time.Second)
+	}
+	if c.Env != nil {
+		return c.Env.Stop()
+	}
+	return nil
+}
+
+func since(t time.Time) time.Duration { return time.Since(t).Round(100 * time.Millisecond) }
+
+func rel(base, path string) string {
+	if r, err := filepath.Rel(base, path); err == nil && !strings.HasPrefix(r, "..") {
+		return r
+	}
+	return path
+}

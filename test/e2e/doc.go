@@ -1,0 +1,9 @@
+// Package e2e is the seed's scenario end to end (issue 4) on a local control
+// plane with real controllers: kube-controller-manager, kube-scheduler, kwok
+// nodes and the Argo Rollouts controller, with canary-tagger running as a
+// local process. The test is behind the e2e build tag:
+//
+//	make e2e    # hack/tools.sh e2e && cd test && go test -tags e2e -count=1 -v ./e2e/
+//
+// The story itself is package scenario, shared with `make demo` (./demo).
+package e2e
