@@ -27,7 +27,7 @@ const (
 )
 
 // ModeEntryPoints are the kustomize entry points, under <repo>/manifests,
-// that users install for each mode (docs/install.md). Their TLS parts
+// that users install for each mode (README, Install). Their TLS parts
 // (cert-manager or self-managed) do not matter here: the client config is
 // replaced anyway.
 var ModeEntryPoints = map[Mode]string{
