@@ -31,6 +31,9 @@ import (
 	jsonpatch "github.com/evanphx/json-patch/v5"
 	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 
@@ -169,18 +172,28 @@ func evReview(tb testing.TB, path string, object any) []byte {
 
 func evReviewOp(tb testing.TB, path, op string, object any) []byte {
 	tb.Helper()
-	gvk := map[string]any{"group": "argoproj.io", "version": "v1alpha1", "kind": "Rollout"}
-	gvr := map[string]any{"group": "argoproj.io", "version": "v1alpha1", "resource": "rollouts"}
+	gvk := metav1.GroupVersionKind{Group: "argoproj.io", Version: "v1alpha1", Kind: "Rollout"}
+	gvr := metav1.GroupVersionResource{Group: "argoproj.io", Version: "v1alpha1", Resource: "rollouts"}
 	ns := "default"
 	if path == AgentPodPath {
-		gvk = map[string]any{"group": "", "version": "v1", "kind": "Pod"}
-		gvr = map[string]any{"group": "", "version": "v1", "resource": "pods"}
+		gvk = metav1.GroupVersionKind{Version: "v1", Kind: "Pod"}
+		gvr = metav1.GroupVersionResource{Version: "v1", Resource: "pods"}
 		ns = "datadog"
 	}
-	b, err := json.Marshal(map[string]any{"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-		"request": map[string]any{"uid": "0e8f3c5a-1b2d-4e6f-8a9b-0c1d2e3f4a5b", "kind": gvk, "resource": gvr,
-			"requestKind": gvk, "requestResource": gvr, "namespace": ns, "operation": op,
-			"userInfo": map[string]any{"username": "kubernetes-admin"}, "object": object}})
+	var raw []byte
+	if object != nil {
+		var err error
+		if raw, err = json.Marshal(object); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	// The typed review: the apiserver's key order (uid first, object late).
+	b, err := json.Marshal(admissionv1.AdmissionReview{
+		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
+		Request: &admissionv1.AdmissionRequest{UID: "0e8f3c5a-1b2d-4e6f-8a9b-0c1d2e3f4a5b", Kind: gvk, Resource: gvr,
+			RequestKind: &gvk, RequestResource: &gvr, Namespace: ns, Operation: admissionv1.Operation(op),
+			UserInfo: authenticationv1.UserInfo{Username: "kubernetes-admin"}, Object: runtime.RawExtension{Raw: raw}},
+	})
 	if err != nil {
 		tb.Fatal(err)
 	}

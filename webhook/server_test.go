@@ -397,16 +397,17 @@ func TestRunRefusesUnvalidatedRules(t *testing.T) {
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool, failed chan error) {
 	t.Helper()
 	deadline := time.Now().Add(within)
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
 	for !cond() {
-		select {
-		case err := <-failed:
-			t.Fatalf("Run returned while waiting for %s: %v", what, err)
-		default:
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out after %v waiting for %s", within, what)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case err := <-failed:
+			t.Fatalf("Run returned while waiting for %s: %v", what, err)
+		case <-tick.C:
+		}
 	}
 }
 
