@@ -42,12 +42,7 @@ func TestAgentDaemonSet(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			res, out, notes := run(t, one(c.in))
-			if out != c.want {
-				t.Errorf("got:\n%s\nwant:\n%s", out, c.want)
-			}
-			if res.Changed() != 1 {
-				t.Errorf("Changed() = %d, want 1", res.Changed())
-			}
+			assertWritten(t, res, out, c.want, 1)
 			assertNotes(t, notes, c.note)
 			assertIdempotent(t, out)
 		})
@@ -70,9 +65,7 @@ func TestAgentSkipsReported(t *testing.T) {
           valueFrom: {configMapKeyRef: {name: dd, key: tags}}
 `
 	res, out, notes := run(t, one(in))
-	if out != in || res.Changed() != 0 {
-		t.Errorf("changed:\n%s", out)
-	}
+	assertWritten(t, res, out, in, 0)
 	assertNotes(t, notes, "in.yaml:1 DaemonSet/datadog: skipped (")
 	for _, w := range []string{"agent: skipped: envFrom", "trace-agent: skipped: value is not a JSON object", "process-agent: skipped: valueFrom"} {
 		if !strings.Contains(notes[0], w) {
@@ -99,12 +92,7 @@ spec:
 	want := strings.Replace(in, `'{"app":"kube_app"}'`, `'{"app":"kube_app","role":"kube_role"}'`, 1)
 	want = strings.Replace(want, "uid: u}\n", "uid: u}\n  annotations:\n    canary-tagger.io/status: 'agent: injected'\n", 1)
 	res, out, notes := run(t, one(in))
-	if out != want {
-		t.Errorf("got:\n%s\nwant:\n%s", out, want)
-	}
-	if res.Changed() != 1 {
-		t.Errorf("Changed() = %d", res.Changed())
-	}
+	assertWritten(t, res, out, want, 1)
 	assertNotes(t, notes, "in.yaml:1 Pod/datadog-x7k2p: injected (agent: injected)")
 	assertIdempotent(t, out)
 }
@@ -126,12 +114,7 @@ func TestReencodeFallback(t *testing.T) {
           value: '{"app":"kube_app","role":"kube_role"}'
 `
 	res, out, notes := run(t, one(in))
-	if out != want {
-		t.Errorf("got:\n%s\nwant:\n%s", out, want)
-	}
-	if res.Changed() != 1 {
-		t.Errorf("Changed() = %d", res.Changed())
-	}
+	assertWritten(t, res, out, want, 1)
 	assertNotes(t, notes, "injected (agent: injected)", "warning: re-encoded, layout normalised")
 	assertIdempotent(t, out)
 }
@@ -148,11 +131,9 @@ func TestUnwritable(t *testing.T) {
         env: *e
 `
 	res, out, notes := run(t, one(in))
-	if out != in {
-		t.Errorf("document changed:\n%s", out)
-	}
-	if res.Changed() != 1 || !res.Docs[0].Unwritten {
-		t.Errorf("Changed() = %d, Unwritten = %v; want 1, true", res.Changed(), res.Docs[0].Unwritten)
+	assertWritten(t, res, out, in, 1)
+	if !res.Docs[0].Unwritten {
+		t.Error("Unwritten = false, want true")
 	}
 	assertNotes(t, notes, "injected", "warning: the change could not be written into this document, left as is: ")
 }

@@ -42,6 +42,29 @@ func run(t *testing.T, inputs ...Input) (*Result, string, []string) {
 
 func one(s string) Input { return Input{Name: "in.yaml", Data: []byte(s)} }
 
+// assertWritten checks a run's output against want and how many documents
+// it changed.
+func assertWritten(t *testing.T, res *Result, out, want string, changed int) {
+	t.Helper()
+	if out != want {
+		t.Errorf("got:\n%s\nwant:\n%s", out, want)
+	}
+	if res.Changed() != changed {
+		t.Errorf("Changed() = %d, want %d", res.Changed(), changed)
+	}
+}
+
+// injectedMetadata is what the rollout rule appends to a canary strategy in
+// block style with two-space indentation, the strategy's keys at indent.
+func injectedMetadata(indent string) string {
+	return indent + "canaryMetadata:\n" +
+		indent + "  labels:\n" +
+		indent + "    role: canary\n" +
+		indent + "stableMetadata:\n" +
+		indent + "  labels:\n" +
+		indent + "    role: stable\n"
+}
+
 // assertIdempotent checks that mutate applied to its own output changes nothing.
 func assertIdempotent(t *testing.T, out string) {
 	t.Helper()

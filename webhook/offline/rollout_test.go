@@ -28,42 +28,15 @@ spec:
         app: web
 `
 
-const seedOut = `# Source: app/templates/rollout.yaml
-apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: web   # the app
-spec:
-  replicas: 3
-  strategy:
-    canary:
-      steps:
-      - setWeight: 20
-      - pause: {}
-      - setWeight: 50
-      - pause: {}   # until promoted
-      canaryMetadata:
-        labels:
-          role: canary
-      stableMetadata:
-        labels:
-          role: stable
-
-  # the pod template
-  template:
-    metadata:
-      labels:
-        app: web
-`
+// seedOut is seed with the labels added at the end of the canary strategy:
+// after the last step and its comment, before the blank line and the comment
+// that follow.
+var seedOut = strings.Replace(seed, "      - pause: {}   # until promoted\n",
+	"      - pause: {}   # until promoted\n"+injectedMetadata("      "), 1)
 
 func TestRolloutSeed(t *testing.T) {
 	res, out, notes := run(t, one("---\n"+seed))
-	if out != "---\n"+seedOut {
-		t.Errorf("got:\n%s\nwant:\n---\n%s", out, seedOut)
-	}
-	if res.Changed() != 1 {
-		t.Errorf("Changed() = %d, want 1", res.Changed())
-	}
+	assertWritten(t, res, out, "---\n"+seedOut, 1)
 	assertNotes(t, notes, "in.yaml:1 Rollout/web: injected stableMetadata.labels.role=stable, canaryMetadata.labels.role=canary")
 	assertIdempotent(t, out)
 }
@@ -91,7 +64,7 @@ func TestRolloutEdits(t *testing.T) {
 	}, {
 		name: "crlf",
 		in:   strings.ReplaceAll(head+"    canary:\n      steps:\n      - pause: {}\n", "\n", "\r\n"),
-		want: strings.ReplaceAll(head+"    canary:\n      steps:\n      - pause: {}\n      canaryMetadata:\n        labels:\n          role: canary\n      stableMetadata:\n        labels:\n          role: stable\n", "\n", "\r\n"),
+		want: strings.ReplaceAll(head+"    canary:\n      steps:\n      - pause: {}\n"+injectedMetadata("      "), "\n", "\r\n"),
 	}, {
 		name: "quoted keys and values",
 		in:   head + "    \"canary\":\n      'stableMetadata':\n        \"labels\": {\"app\": \"x\"}\n      steps: [{setWeight: 10}]\n",
@@ -100,12 +73,7 @@ func TestRolloutEdits(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			res, out, _ := run(t, one(c.in))
-			if out != c.want {
-				t.Errorf("got:\n%s\nwant:\n%s", out, c.want)
-			}
-			if res.Changed() != 1 {
-				t.Errorf("Changed() = %d, want 1", res.Changed())
-			}
+			assertWritten(t, res, out, c.want, 1)
 			assertIdempotent(t, out)
 		})
 	}
@@ -141,9 +109,7 @@ spec:
       steps: "x"
 `
 	res, out, notes := run(t, one(in))
-	if out != in || res.Changed() != 0 {
-		t.Errorf("changed %d documents:\n%s", res.Changed(), out)
-	}
+	assertWritten(t, res, out, in, 0)
 	assertNotes(t, notes,
 		"in.yaml:1 Rollout/done: present",
 		"in.yaml:2 Rollout/clash: conflict: ",

@@ -45,11 +45,9 @@ func TestJSONDocument(t *testing.T) {
 }
 `
 	res, out, notes := run(t, Input{Name: "r.json", Data: []byte(in)})
-	if out != want {
-		t.Errorf("got:\n%s\nwant:\n%s", out, want)
-	}
-	if res.Docs[0].Format != FormatJSON || res.Changed() != 1 {
-		t.Errorf("format %v, changed %d", res.Docs[0].Format, res.Changed())
+	assertWritten(t, res, out, want, 1)
+	if res.Docs[0].Format != FormatJSON {
+		t.Errorf("format %v, want JSON", res.Docs[0].Format)
 	}
 	assertNotes(t, notes, "r.json:1 Rollout/j: injected")
 	assertIdempotent(t, out)
@@ -58,7 +56,9 @@ func TestJSONDocument(t *testing.T) {
 // List kinds: each item is handled; edits land inside items, the rest of
 // the document is untouched.
 func TestListKinds(t *testing.T) {
-	in := `apiVersion: v1
+	// The YAML list gets the labels inside its Rollout item and nothing
+	// else; the JSON list is re-indented (as any changed JSON document is).
+	yamlList := `apiVersion: v1
 kind: List
 items:
 # a config map first
@@ -76,36 +76,13 @@ items:
         - setWeight: 5
 metadata:
   resourceVersion: ""
----
+`
+	in := yamlList + `---
 {"kind": "RolloutList", "apiVersion": "argoproj.io/v1alpha1", "items": [
   {"kind": "Rollout", "apiVersion": "argoproj.io/v1alpha1", "metadata": {"name": "j"},
    "spec": {"strategy": {"canary": {"steps": [{"pause": {}}], "canaryMetadata": {"labels": {"role": "c"}}}}}}]}
 `
-	want := `apiVersion: v1
-kind: List
-items:
-# a config map first
-- apiVersion: v1
-  kind: ConfigMap
-  metadata: {name: cm}
-- apiVersion: argoproj.io/v1alpha1
-  kind: Rollout
-  metadata:
-    name: in-list
-  spec:
-    strategy:
-      canary:
-        steps:
-        - setWeight: 5
-        canaryMetadata:
-          labels:
-            role: canary
-        stableMetadata:
-          labels:
-            role: stable
-metadata:
-  resourceVersion: ""
----
+	want := strings.Replace(yamlList, "        - setWeight: 5\n", "        - setWeight: 5\n"+injectedMetadata("        "), 1) + `---
 {
   "kind": "RolloutList",
   "apiVersion": "argoproj.io/v1alpha1",
@@ -142,12 +119,7 @@ metadata:
 }
 `
 	res, out, notes := run(t, one(in))
-	if out != want {
-		t.Errorf("got:\n%s\nwant:\n%s", out, want)
-	}
-	if res.Changed() != 2 {
-		t.Errorf("Changed() = %d, want 2", res.Changed())
-	}
+	assertWritten(t, res, out, want, 2)
 	assertNotes(t, notes, "in.yaml:1 items[1] Rollout/in-list: injected", "in.yaml:2 items[0] Rollout/j: injected stableMetadata.labels.role=stable")
 	assertIdempotent(t, out)
 }

@@ -19,9 +19,6 @@ import (
 	"strings"
 	"time"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
-
 	"github.com/canary-tagger/canary-tagger/certs"
 	"github.com/canary-tagger/canary-tagger/test/e2e/scenario"
 	"github.com/canary-tagger/canary-tagger/test/internal/controlplane"
@@ -220,38 +217,14 @@ func (c *Cluster) startWebhook(ctx context.Context, binary string, detach bool) 
 		return fmt.Errorf("canary-tagger serve did not get ready: %w", err)
 	}
 
-	wc, err := harness.RenderWebhookConfiguration(ctx, c.Env.Kubectl, c.Repo, harness.ModeClusterWide)
-	if err != nil {
-		return err
-	}
-	install := envtest.WebhookInstallOptions{
-		MutatingWebhooks:   []*admissionv1.MutatingWebhookConfiguration{wc.Object.DeepCopy()},
-		LocalServingHost:   "127.0.0.1",
-		LocalServingPort:   ports[0],
-		LocalServingCAData: caPEM,
-		MaxTime:            30 * time.Second,
-		PollInterval:       100 * time.Millisecond,
-	}
-	if err := install.ModifyWebhookDefinitions(); err != nil {
-		return err
-	}
-	if err := install.Install(c.Env.Config); err != nil {
-		return fmt.Errorf("installing the webhook configuration: %w", err)
-	}
-	if err := c.Env.CreateNamespace(ctx, wc.OwnNamespace, nil); err != nil {
-		return err
-	}
-	// The apiserver picks the configuration up through an informer: wait
-	// until a dry-run Rollout in the scenario's namespace comes back injected.
-	return harness.Poll(ctx, 30*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-		if err := c.Webhook.Exited(); err != nil {
-			return false, harness.Stop(err)
-		}
-		ok, err := c.Env.ProbeInjects(ctx, "default")
-		if err == nil && !ok {
-			err = errors.New("a dry-run Rollout in namespace default is not injected yet")
-		}
-		return ok, err
+	// The harness renders manifests/ for cluster-wide mode, points the
+	// webhooks at this process and waits until the apiserver calls it (an
+	// informer picks the configuration up), stopping at once if it exits.
+	return c.Env.InstallWebhookConfigurationAt(ctx, harness.ModeClusterWide, harness.WebhookTarget{
+		Host:   "127.0.0.1",
+		Port:   ports[0],
+		CAPEM:  caPEM,
+		Exited: c.Webhook.Exited,
 	})
 }
 

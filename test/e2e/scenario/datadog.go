@@ -214,18 +214,14 @@ func (s *Scenario) checkAgents(ctx context.Context, n Narrator, ns, before, want
 		if int(ds.Status.DesiredNumberScheduled) != s.env.Nodes || int(ds.Status.NumberReady) != s.env.Nodes {
 			return false, seen, nil
 		}
-		sel, err := metav1.LabelSelectorAsSelector(ds.Spec.Selector)
-		if err != nil {
-			return false, seen, err
-		}
-		list, err := s.cs.CoreV1().Pods(ns).List(ctx, listOptions(sel.String()))
+		live, err := s.livePods(ctx, ns, ds.Spec.Selector)
 		if err != nil {
 			return false, seen, err
 		}
 		pods = nil
 		nodes := map[string]bool{}
-		for _, p := range list.Items {
-			if p.DeletionTimestamp != nil || !ownedBy(p, "DaemonSet", ds.Name) {
+		for _, p := range live {
+			if !ownedBy(p, "DaemonSet", ds.Name) {
 				continue
 			}
 			pods = append(pods, p)
@@ -254,7 +250,7 @@ func (s *Scenario) checkAgents(ctx context.Context, n Narrator, ns, before, want
 
 	tmpl := ds.Spec.Template.Spec
 	tmplContainers := map[string]corev1.Container{}
-	for _, c := range append(append([]corev1.Container{}, tmpl.InitContainers...), tmpl.Containers...) {
+	for _, c := range allContainers(tmpl) {
 		tmplContainers[c.Name] = c
 	}
 	var handled []string
@@ -351,19 +347,8 @@ func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, want s
 		if dep.Status.ReadyReplicas != 1 || dep.Status.UpdatedReplicas != 1 {
 			return false, seen, nil
 		}
-		sel, err := metav1.LabelSelectorAsSelector(dep.Spec.Selector)
-		if err != nil {
+		if pods, err = s.livePods(ctx, ns, dep.Spec.Selector); err != nil {
 			return false, seen, err
-		}
-		list, err := s.cs.CoreV1().Pods(ns).List(ctx, listOptions(sel.String()))
-		if err != nil {
-			return false, seen, err
-		}
-		pods = nil
-		for _, p := range list.Items {
-			if p.DeletionTimestamp == nil {
-				pods = append(pods, p)
-			}
 		}
 		return len(pods) == 1, seen + fmt.Sprintf("; %d pods", len(pods)), nil
 	})
@@ -375,10 +360,10 @@ func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, want s
 		return fmt.Errorf("cluster agent pod %s/%s has %s=%q: it is not an agent pod", ns, p.Name, StatusAnnot, a)
 	}
 	tmpl := map[string]corev1.Container{}
-	for _, c := range append(append([]corev1.Container{}, dep.Spec.Template.Spec.InitContainers...), dep.Spec.Template.Spec.Containers...) {
+	for _, c := range allContainers(dep.Spec.Template.Spec) {
 		tmpl[c.Name] = c
 	}
-	for _, c := range append(append([]corev1.Container{}, p.Spec.InitContainers...), p.Spec.Containers...) {
+	for _, c := range allContainers(p.Spec) {
 		if !reflect.DeepEqual(c.Env, tmpl[c.Name].Env) {
 			return fmt.Errorf("cluster agent pod %s/%s container %s: env differs from its Deployment's template", ns, p.Name, c.Name)
 		}
@@ -393,6 +378,31 @@ func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, want s
 	}
 	n.Check("cluster agent %s/%s 1/1, its pod untouched (%s, no status annotation)", ns, ClusterAgent, desc)
 	return nil
+}
+
+// livePods lists the pods of ns that selector selects, leaving out those
+// being deleted.
+func (s *Scenario) livePods(ctx context.Context, ns string, selector *metav1.LabelSelector) ([]corev1.Pod, error) {
+	sel, err := metav1.LabelSelectorAsSelector(selector)
+	if err != nil {
+		return nil, err
+	}
+	list, err := s.cs.CoreV1().Pods(ns).List(ctx, listOptions(sel.String()))
+	if err != nil {
+		return nil, err
+	}
+	var pods []corev1.Pod
+	for _, p := range list.Items {
+		if p.DeletionTimestamp == nil {
+			pods = append(pods, p)
+		}
+	}
+	return pods, nil
+}
+
+// allContainers is the init containers, then the containers, of spec.
+func allContainers(spec corev1.PodSpec) []corev1.Container {
+	return append(append([]corev1.Container{}, spec.InitContainers...), spec.Containers...)
 }
 
 func ownedBy(p corev1.Pod, kind, name string) bool {

@@ -250,6 +250,26 @@ func (s *Scenario) waitFor(ctx context.Context, what string, cond func(ctx conte
 	}
 }
 
+// waitForRollout is waitFor on the Rollout and its pods together: cond gets
+// both, read afresh on every poll, and seen, a description of them that it
+// returns (extended, if it learns more). waitForRollout returns how long the
+// wait took.
+func (s *Scenario) waitForRollout(ctx context.Context, what string, cond func(ctx context.Context, st rolloutState, pods []podInfo, seen string) (bool, string, error)) (time.Duration, error) {
+	start := time.Now()
+	err := s.waitFor(ctx, what, func(ctx context.Context) (bool, string, error) {
+		st, err := s.rollout(ctx)
+		if err != nil {
+			return false, "", err
+		}
+		pods, err := s.demoPods(ctx)
+		if err != nil {
+			return false, st.String(), err
+		}
+		return cond(ctx, st, pods, st.String()+"; "+describePods(pods))
+	})
+	return time.Since(start).Round(100 * time.Millisecond), err
+}
+
 // ---- the Rollout ----
 
 type rolloutState struct {
@@ -382,6 +402,12 @@ func (s *Scenario) replicaSetReplicas(ctx context.Context, hash string) (int32, 
 
 // ---- steps 1-4: the Rollout ----
 
+// promote runs `kubectl argo rollouts promote` on the Rollout and shows it.
+func (s *Scenario) promote(ctx context.Context, n Narrator) error {
+	_, _, err := s.show(ctx, n, nil, "argo", "rollouts", "promote", RolloutName, "-n", s.env.Namespace)
+	return err
+}
+
 func (s *Scenario) step1(ctx context.Context, n Narrator) error {
 	n.Say("The seed's Rollout: 5 replicas of %s, steps setWeight 20 / pause / setWeight 50 / pause, and no stableMetadata or canaryMetadata.", ImageBefore)
 	_, errOut, err := s.show(ctx, n, nil, "apply", "-n", s.env.Namespace, "-f", s.env.RolloutFile)
@@ -407,17 +433,7 @@ func (s *Scenario) step1(ctx context.Context, n Narrator) error {
 	}
 
 	n.Say("Waiting for the Rollout to be Healthy with 5 Ready pods ...")
-	start := time.Now()
-	err = s.waitFor(ctx, "Rollout Healthy with 5 pods role=stable", func(ctx context.Context) (bool, string, error) {
-		st, err := s.rollout(ctx)
-		if err != nil {
-			return false, "", err
-		}
-		pods, err := s.demoPods(ctx)
-		if err != nil {
-			return false, st.String(), err
-		}
-		seen := st.String() + "; " + describePods(pods)
+	elapsed, err := s.waitForRollout(ctx, "Rollout Healthy with 5 pods role=stable", func(ctx context.Context, st rolloutState, pods []podInfo, seen string) (bool, string, error) {
 		if st.Phase != "Healthy" || !st.upToDate() || st.StableRS == "" || st.StableRS != st.PodHash {
 			return false, seen, nil
 		}
@@ -428,7 +444,7 @@ func (s *Scenario) step1(ctx context.Context, n Narrator) error {
 	if err != nil {
 		return err
 	}
-	n.Check("Rollout Healthy after %s; all 5 pods role=stable (hash %s)", time.Since(start).Round(100*time.Millisecond), s.oldHash)
+	n.Check("Rollout Healthy after %s; all 5 pods role=stable (hash %s)", elapsed, s.oldHash)
 	return s.showPods(ctx, n)
 }
 
@@ -438,17 +454,7 @@ func (s *Scenario) step2(ctx context.Context, n Narrator) error {
 		return err
 	}
 	n.Say("Waiting for the Rollout to pause at step 1 (setWeight 20) ...")
-	start := time.Now()
-	err := s.waitFor(ctx, "Rollout paused at step 1 with 1 pod role=canary and 4 role=stable", func(ctx context.Context) (bool, string, error) {
-		st, err := s.rollout(ctx)
-		if err != nil {
-			return false, "", err
-		}
-		pods, err := s.demoPods(ctx)
-		if err != nil {
-			return false, st.String(), err
-		}
-		seen := st.String() + "; " + describePods(pods)
+	elapsed, err := s.waitForRollout(ctx, "Rollout paused at step 1 with 1 pod role=canary and 4 role=stable", func(ctx context.Context, st rolloutState, pods []podInfo, seen string) (bool, string, error) {
 		if st.Phase != "Paused" || !st.Paused || st.StepIndex != 1 || !st.upToDate() || st.Image != ImageAfter ||
 			st.StableRS != s.oldHash || st.PodHash == "" || st.PodHash == s.oldHash {
 			return false, seen, nil
@@ -463,27 +469,17 @@ func (s *Scenario) step2(ctx context.Context, n Narrator) error {
 		return err
 	}
 	n.Check("paused at step 1 after %s: exactly 1 pod role=canary (new hash %s) and 4 role=stable (old hash %s)",
-		time.Since(start).Round(100*time.Millisecond), s.newHash, s.oldHash)
+		elapsed, s.newHash, s.oldHash)
 	return s.showPods(ctx, n)
 }
 
 func (s *Scenario) step3(ctx context.Context, n Narrator) error {
-	if _, _, err := s.show(ctx, n, nil, "argo", "rollouts", "promote", RolloutName, "-n", s.env.Namespace); err != nil {
+	if err := s.promote(ctx, n); err != nil {
 		return err
 	}
 	n.Say("Waiting for the Rollout to pause at step 3 (setWeight 50) ...")
-	start := time.Now()
 	var nCanary, nStable int
-	err := s.waitFor(ctx, "Rollout paused at step 3, pods labelled per ReplicaSet", func(ctx context.Context) (bool, string, error) {
-		st, err := s.rollout(ctx)
-		if err != nil {
-			return false, "", err
-		}
-		pods, err := s.demoPods(ctx)
-		if err != nil {
-			return false, st.String(), err
-		}
-		seen := st.String() + "; " + describePods(pods)
+	elapsed, err := s.waitForRollout(ctx, "Rollout paused at step 3, pods labelled per ReplicaSet", func(ctx context.Context, st rolloutState, pods []podInfo, seen string) (bool, string, error) {
 		if st.Phase != "Paused" || !st.Paused || st.StepIndex != 3 || st.StableRS != s.oldHash || st.PodHash != s.newHash {
 			return false, seen, nil
 		}
@@ -505,26 +501,16 @@ func (s *Scenario) step3(ctx context.Context, n Narrator) error {
 		return err
 	}
 	n.Check("paused at step 3 after %s: %d pods role=canary (hash %s) and %d role=stable (hash %s), as their ReplicaSets say",
-		time.Since(start).Round(100*time.Millisecond), nCanary, s.newHash, nStable, s.oldHash)
+		elapsed, nCanary, s.newHash, nStable, s.oldHash)
 	return s.showPods(ctx, n)
 }
 
 func (s *Scenario) step4(ctx context.Context, n Narrator) error {
-	if _, _, err := s.show(ctx, n, nil, "argo", "rollouts", "promote", RolloutName, "-n", s.env.Namespace); err != nil {
+	if err := s.promote(ctx, n); err != nil {
 		return err
 	}
 	n.Say("Waiting for the Rollout to finish and be Healthy ...")
-	start := time.Now()
-	err := s.waitFor(ctx, "Rollout Healthy with 5 pods role=stable on the new hash", func(ctx context.Context) (bool, string, error) {
-		st, err := s.rollout(ctx)
-		if err != nil {
-			return false, "", err
-		}
-		pods, err := s.demoPods(ctx)
-		if err != nil {
-			return false, st.String(), err
-		}
-		seen := st.String() + "; " + describePods(pods)
+	elapsed, err := s.waitForRollout(ctx, "Rollout Healthy with 5 pods role=stable on the new hash", func(ctx context.Context, st rolloutState, pods []podInfo, seen string) (bool, string, error) {
 		if st.Phase != "Healthy" || st.Paused || st.StepIndex != 4 || st.StableRS != s.newHash || st.PodHash != s.newHash {
 			return false, seen, nil
 		}
@@ -535,6 +521,6 @@ func (s *Scenario) step4(ctx context.Context, n Narrator) error {
 		return err
 	}
 	n.Check("Healthy after %s: 5 pods role=stable with the new hash %s, none role=canary, none left on %s",
-		time.Since(start).Round(100*time.Millisecond), s.newHash, s.oldHash)
+		elapsed, s.newHash, s.oldHash)
 	return s.showPods(ctx, n)
 }

@@ -312,6 +312,10 @@ type WebhookTarget struct {
 	Host  string
 	Port  int
 	CAPEM []byte
+	// Exited, when set, reports a server that has stopped (a child process
+	// such as `canary-tagger serve`): the wait for the configuration then
+	// ends at once with its error instead of running into its deadline.
+	Exited func() error
 }
 
 // Target is the in-process server as a WebhookTarget.
@@ -360,7 +364,7 @@ func (e *Env) InstallWebhookConfigurationAt(ctx context.Context, mode Mode, targ
 		return err
 	}
 	e.mode = mode
-	return e.WaitWebhookConfiguration(ctx, mode)
+	return e.waitWebhookConfiguration(ctx, mode, target.Exited)
 }
 
 // UninstallWebhookConfiguration deletes the configuration and waits until
@@ -385,6 +389,12 @@ func (e *Env) UninstallWebhookConfiguration(ctx context.Context) error {
 // the probe namespaces. The webhook server must be running for a mode to be
 // seen.
 func (e *Env) WaitWebhookConfiguration(ctx context.Context, mode Mode) error {
+	return e.waitWebhookConfiguration(ctx, mode, nil)
+}
+
+// waitWebhookConfiguration is WaitWebhookConfiguration that stops as soon as
+// exited (optional) reports the server gone.
+func (e *Env) waitWebhookConfiguration(ctx context.Context, mode Mode, exited func() error) error {
 	want := map[string]bool{} // probe namespace → injected
 	switch mode {
 	case "":
@@ -400,6 +410,11 @@ func (e *Env) WaitWebhookConfiguration(ctx context.Context, mode Mode) error {
 		return err
 	}
 	err := Eventually(ctx, func(ctx context.Context) (bool, error) {
+		if exited != nil {
+			if err := exited(); err != nil {
+				return false, Stop(err)
+			}
+		}
 		for ns, injected := range want {
 			got, err := e.ProbeInjects(ctx, ns)
 			if err != nil {
