@@ -96,15 +96,14 @@ func evRunServer(t *testing.T) (string, *http.Client) {
 			conn.Close()
 			return url, c
 		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned: %v", err)
-		default:
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("server not serving TLS within 30 s: %v", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case err := <-done:
+			t.Fatalf("Run returned: %v", err)
+		case <-time.After(20 * time.Millisecond): // poll interval
+		}
 	}
 }
 
@@ -519,7 +518,7 @@ func TestBadInputHTTP(t *testing.T) {
 func TestBadInputDocs(t *testing.T) {
 	doc, err := os.ReadFile(filepath.Join("..", "docs", "bad-inputs.md"))
 	if err != nil {
-		t.Skipf("docs/bad-inputs.md: %v", err)
+		t.Fatalf("docs/bad-inputs.md: %v", err)
 	}
 	for _, tc := range evHTTPCases() {
 		row := regexp.MustCompile(`(?m)^\| *H\d+ *\| *` + regexp.QuoteMeta(evDocName(tc.name)) + " *(\\(`[^`]*`\\))? *\\|")

@@ -290,6 +290,30 @@ func evCheckPatch(path string, object, patch []byte) ([]byte, error) {
 		}
 		switch op.Op {
 		case "add":
+			// An added env entry (alone, or in an added env list) for the
+			// variable holds exactly the one mapping.
+			type envEntry struct {
+				Name  string  `json:"name"`
+				Value *string `json:"value"`
+			}
+			var entries []envEntry
+			var one envEntry
+			if json.Unmarshal(op.Value, &one) == nil {
+				entries = append(entries, one)
+			} else {
+				_ = json.Unmarshal(op.Value, &entries)
+			}
+			for _, e := range entries {
+				if e.Name != agentpod.EnvName {
+					continue
+				}
+				if e.Value == nil {
+					return nil, fmt.Errorf("add %s: a %s entry without a value", op.Path, agentpod.EnvName)
+				}
+				if err := evOnlyGainsKey("", *e.Value); err != nil {
+					return nil, fmt.Errorf("add %s: %v", op.Path, err)
+				}
+			}
 			switch p := parent.(type) {
 			case map[string]any:
 				// Adding over a null member is how the webhook fills a
