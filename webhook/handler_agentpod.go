@@ -45,7 +45,7 @@ func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admis
 		}
 	}
 	d.generateName, _ = obj.String(in, "metadata", "generateName")
-	return h.rec.finish(req, d, patchResponse(req.Object.Raw, in, out))
+	return h.rec.finish(req, d, patchResponse(in, out))
 }
 
 func skipped(why string) decision {

@@ -41,5 +41,5 @@ func (h *rolloutHandler) Handle(ctx context.Context, req admission.Request) admi
 		d.reason += ": " + res.Detail
 	}
 	d.generateName, _ = obj.String(in, "metadata", "generateName")
-	return h.rec.finish(req, d, patchResponse(req.Object.Raw, in, out))
+	return h.rec.finish(req, d, patchResponse(in, out))
 }

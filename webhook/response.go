@@ -1,16 +1,12 @@
 package webhook
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/http"
-	"reflect"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/go-logr/logr"
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -96,63 +92,15 @@ func outOfScope(req admission.Request, want schema.GroupResource, ops ...admissi
 }
 
 // patchResponse admits the object; when the rule returned a new object, with
-// the JSON Patch from the submitted bytes to it. The patch is computed from
-// req.Object.Raw, so fields the webhook does not own cannot change.
-func patchResponse(raw []byte, in, out map[string]any) admission.Response {
-	if reflect.ValueOf(in).UnsafePointer() == reflect.ValueOf(out).UnsafePointer() {
+// the JSON Patch from the submitted object to it (see patch.go).
+func patchResponse(in, out map[string]any) admission.Response {
+	ops := treePatch(in, out)
+	if len(ops) == 0 {
 		return admission.Allowed("")
 	}
-	b, err := json.Marshal(out)
-	if err != nil {
-		return admission.Errored(http.StatusInternalServerError, err)
+	pt := admissionv1.PatchTypeJSONPatch
+	return admission.Response{
+		Patches:           ops,
+		AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true, PatchType: &pt},
 	}
-	resp := admission.PatchResponseFromRaw(raw, b)
-	addOverNull(in, resp.Patches)
-	return resp
-}
-
-// addOverNull turns "replace" of a null member into "add" (RFC 6902 "add" on
-// an existing member replaces it, so the effect is identical). The rules only
-// ever fill in absent or null fields, and SPEC 2.4 promises add-only patches,
-// but the diff reports `stableMetadata: null` → object as a replace.
-func addOverNull(in map[string]any, ops []jsonpatch.JsonPatchOperation) {
-	for i := range ops {
-		if ops[i].Operation != "replace" {
-			continue
-		}
-		if v, ok := pointer(in, ops[i].Path); ok && v == nil {
-			ops[i].Operation = "add"
-		}
-	}
-}
-
-// pointer resolves an RFC 6901 JSON pointer in a decoded object.
-func pointer(doc any, ptr string) (any, bool) {
-	if ptr == "" {
-		return doc, true
-	}
-	if !strings.HasPrefix(ptr, "/") {
-		return nil, false
-	}
-	cur := doc
-	for _, tok := range strings.Split(ptr[1:], "/") {
-		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
-		switch c := cur.(type) {
-		case map[string]any:
-			v, ok := c[tok]
-			if !ok {
-				return nil, false
-			}
-			cur = v
-		case []any:
-			i, err := strconv.Atoi(tok)
-			if err != nil || i < 0 || i >= len(c) {
-				return nil, false
-			}
-			cur = c[i]
-		default:
-			return nil, false
-		}
-	}
-	return cur, true
 }
