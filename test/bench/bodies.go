@@ -6,7 +6,6 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -22,10 +21,12 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 // Module is the project's module; RepoRoot looks for its go.mod.
-const Module = "github.com/canary-tagger/canary-tagger"
+const Module = harness.Module
 
 // Paths of the two webhooks (SPEC 1).
 const (
@@ -42,38 +43,9 @@ type Body struct {
 	Patched bool
 }
 
-// RepoRoot walks up from the working directory to the project's root.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if modulePath(filepath.Join(dir, "go.mod")) == Module {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod declaring module %s above the working directory", Module)
-		}
-		dir = parent
-	}
-}
-
-func modulePath(gomod string) string {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`)
-		}
-	}
-	return ""
-}
+// RepoRoot walks up from the working directory to the project's root
+// (harness.RepoRoot).
+func RepoRoot() (string, error) { return harness.RepoRoot() }
 
 // FixturesDir is where the Datadog Helm chart renders live: next to the
 // repository, read in place (never copied).
@@ -81,46 +53,12 @@ func FixturesDir(repo string) string {
 	return filepath.Join(repo, "..", "shared", "fixtures", "datadog-helm")
 }
 
-// seedRollout is the seed's Rollout, used when test/e2e/testdata/rollout.yaml
-// (the same object, shared with the end-to-end test) is not there.
-const seedRollout = `apiVersion: argoproj.io/v1alpha1
-kind: Rollout
-metadata:
-  name: demo
-spec:
-  replicas: 5
-  selector:
-    matchLabels:
-      app: demo
-  template:
-    metadata:
-      labels:
-        app: demo
-    spec:
-      containers:
-        - name: demo
-          image: argoproj/demo:blue
-          ports:
-            - name: http
-              containerPort: 8080
-              protocol: TCP
-  strategy:
-    canary:
-      steps:
-        - setWeight: 20
-        - pause: {}
-        - setWeight: 50
-        - pause: {}
-`
-
 // SeedRollout returns the seed's Rollout as the apiserver sends it on CREATE
 // in namespace ns: defaults, uid, managedFields and kubectl's
 // last-applied-configuration annotation included.
 func SeedRollout(repo, ns string) (map[string]any, error) {
-	raw, err := os.ReadFile(filepath.Join(repo, "test", "e2e", "testdata", "rollout.yaml"))
-	if errors.Is(err, os.ErrNotExist) {
-		raw = []byte(seedRollout)
-	} else if err != nil {
+	raw, err := os.ReadFile(harness.SeedRolloutPath(repo))
+	if err != nil {
 		return nil, err
 	}
 	docs, err := decodeYAML(raw)

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/controlplane"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 // Binaries are the two servers under test, built the same way.
@@ -79,25 +79,9 @@ func (s *Server) Kill() {
 	<-s.Proc.Done()
 }
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1.
-func FreePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+// FreePorts returns n distinct free TCP ports on 127.0.0.1
+// (harness.FreePorts).
+func FreePorts(n int) ([]int, error) { return harness.FreePorts(n) }
 
 // StartCanaryTagger runs `canary-tagger serve` on loopback with the
 // certificate in certDir, production logging (JSON, info) to logPath, and no

@@ -40,19 +40,7 @@ func TestWebhookKilledDuringApplies(t *testing.T) {
 		}
 	}()
 
-	ca, err := bench.NewCA("failopen")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certDir := filepath.Join(dir, "certs")
-	if _, err := ca.WriteServing(certDir); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := bench.FreePorts(1)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, dir, certDir, ports := servingSetup(t, "failopen", 1)
 	startWebhook := func(n int) *bench.Server {
 		s, err := bench.StartCanaryTaggerOn(binary, ports[0], certDir, filepath.Join(dir, fmt.Sprintf("server-%d.log", n)), "--check-workload-ref=false")
 		if err != nil {

@@ -57,6 +57,25 @@ func setup(t *testing.T) {
 	}
 }
 
+// servingSetup makes a CA called name, a fresh directory holding a serving
+// certificate from it in dir/certs, and n free ports on 127.0.0.1.
+func servingSetup(t *testing.T, name string, n int) (ca *bench.CA, dir, certDir string, ports []int) {
+	t.Helper()
+	ca, err := bench.NewCA(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir = t.TempDir()
+	certDir = filepath.Join(dir, "certs")
+	if _, err := ca.WriteServing(certDir); err != nil {
+		t.Fatal(err)
+	}
+	if ports, err = bench.FreePorts(n); err != nil {
+		t.Fatal(err)
+	}
+	return ca, dir, certDir, ports
+}
+
 // server starts the binary with a serving certificate from ca in a fresh
 // directory and waits until it answers.
 func server(t *testing.T, ca *bench.CA, extra ...string) (*bench.Server, string) {

@@ -30,19 +30,7 @@ import (
 // signal find the port closed: the apiserver then applies failurePolicy.)
 func TestSIGTERMUnderLoad(t *testing.T) {
 	setup(t)
-	ca, err := bench.NewCA("sigterm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certDir := filepath.Join(dir, "certs")
-	if _, err := ca.WriteServing(certDir); err != nil {
-		t.Fatal(err)
-	}
-	ports, err := bench.FreePorts(3)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca, dir, certDir, ports := servingSetup(t, "sigterm", 3)
 	logPath := filepath.Join(dir, "server.log")
 	logFile, err := os.Create(logPath)
 	if err != nil {

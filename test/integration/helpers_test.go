@@ -54,15 +54,17 @@ func newNamespace(t *testing.T, labels map[string]string) string {
 	return name
 }
 
-// seedYAML is testdata/rollout-demo.yaml (Rollout "demo"), with each
-// old→new replacement applied; every old string must occur.
+// seedYAML is the seed's Rollout "demo" (harness.SeedRolloutPath) with
+// revisionHistoryLimit 2, with each old→new replacement applied; every old
+// string must occur.
 func seedYAML(t *testing.T, oldNew ...string) string {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join("testdata", "rollout-demo.yaml"))
+	data, err := os.ReadFile(harness.SeedRolloutPath(env.Repo))
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := string(data)
+	oldNew = append([]string{"  replicas: 5\n", "  replicas: 5\n  revisionHistoryLimit: 2\n"}, oldNew...)
 	for i := 0; i+1 < len(oldNew); i += 2 {
 		if !strings.Contains(s, oldNew[i]) {
 			t.Fatalf("seed Rollout has no %q to replace", oldNew[i])

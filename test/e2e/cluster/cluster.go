@@ -103,7 +103,7 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 			strings.Join(m, ", "))
 	}
 	c.FixturesDir = filepath.Join(filepath.Dir(c.Repo), "shared", "fixtures", "datadog-helm")
-	c.RolloutFile = filepath.Join(c.Repo, "test", "e2e", "testdata", "rollout.yaml")
+	c.RolloutFile = harness.SeedRolloutPath(c.Repo)
 	for _, f := range []string{c.FixturesDir, c.RolloutFile} {
 		if _, err := os.Stat(f); err != nil {
 			return nil, err

@@ -47,6 +47,13 @@ func RepoRoot() (string, error) {
 	}
 }
 
+// SeedRolloutPath is the seed's Rollout (name demo, argoproj/demo:blue,
+// canary steps 20/pause/50/pause), the one copy the test module reads:
+// <repo>/test/e2e/testdata/rollout.yaml.
+func SeedRolloutPath(repo string) string {
+	return filepath.Join(repo, "test", "e2e", "testdata", "rollout.yaml")
+}
+
 func modulePath(gomod string) string {
 	f, err := os.Open(gomod)
 	if err != nil {

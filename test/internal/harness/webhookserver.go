@@ -52,7 +52,7 @@ type WebhookServer struct {
 // NewWebhookServer prepares a server: picks free loopback ports and writes a
 // self-signed serving certificate for 127.0.0.1 into dir/certs.
 func NewWebhookServer(dir string, rules config.Rules, restConfig func() (*rest.Config, error)) (*WebhookServer, error) {
-	ports, err := freePorts(3)
+	ports, err := FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -221,8 +221,8 @@ func (s *WebhookServer) Stop(ctx context.Context) error {
 	return err
 }
 
-// freePorts returns n distinct free TCP ports on 127.0.0.1.
-func freePorts(n int) ([]int, error) {
+// FreePorts returns n distinct free TCP ports on 127.0.0.1.
+func FreePorts(n int) ([]int, error) {
 	var ls []net.Listener
 	defer func() {
 		for _, l := range ls {
