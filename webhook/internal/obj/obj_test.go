@@ -95,7 +95,7 @@ func TestDecode(t *testing.T) {
 	if string(b) != `{"big":12345678901234567890,"e":1e3,"n":1.50}` {
 		t.Errorf("re-encoded as %s", b)
 	}
-	for _, bad := range []string{``, `[]`, `"x"`, `null`, `1`, `{`, `{"a":1} {"b":2}`, `{"a":1} x`, `{"a":}`} {
+	for _, bad := range []string{``, `[]`, `"x"`, `null`, `1`, `{`, `{"a":1} {"b":2}`, `{"a":1} x`, `{"a":}`, `{"a":1}}`, `{"a":1}]`} {
 		if _, err := obj.Decode([]byte(bad)); err == nil {
 			t.Errorf("Decode(%q) succeeded", bad)
 		}
