@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,9 +61,16 @@ func TestCertificateReplacedUnderLoad(t *testing.T) {
 
 			ctx, stop := context.WithCancel(context.Background())
 			defer stop()
+			var answered atomic.Int64
+			count := func(bench.Request) { answered.Add(1) }
 			loads := []bench.Load{
-				{URL: s.URL, TLS: trust, Bodies: bodies, Clients: 4, Rate: 300, Duration: 30 * time.Second, ExpectPatch: true},
-				{URL: s.URL, TLS: trust, Bodies: bodies, Clients: 2, Rate: 60, Duration: 30 * time.Second, ExpectPatch: true, NoKeepAlive: true},
+				{URL: s.URL, TLS: trust, Bodies: bodies, Clients: 4, Rate: 300, Duration: 30 * time.Second, ExpectPatch: true, OnResult: count},
+				{URL: s.URL, TLS: trust, Bodies: bodies, Clients: 2, Rate: 60, Duration: 30 * time.Second, ExpectPatch: true, NoKeepAlive: true, OnResult: count},
+			}
+			// underLoad waits until n more reviews have been answered.
+			underLoad := func(n int64, what string) {
+				target := answered.Load() + n
+				waitFor(t, 20*time.Second, what, func() bool { return answered.Load() >= target })
 			}
 			results := make([]bench.Result, len(loads))
 			var wg sync.WaitGroup
@@ -70,7 +78,7 @@ func TestCertificateReplacedUnderLoad(t *testing.T) {
 				wg.Go(func() { results[i], _ = l.Run(ctx) })
 			}
 
-			time.Sleep(1500 * time.Millisecond) // under load before the change
+			underLoad(400, "400 reviews under load before the change")
 			var newSerial *big.Int
 			if mode == "secret-volume" {
 				newSerial, err = swapSecretVolume(certDir, newCA)
@@ -86,13 +94,15 @@ func TestCertificateReplacedUnderLoad(t *testing.T) {
 			// New connections must see the new certificate (certwatcher:
 			// fsnotify, or its 10 s poll at worst).
 			var seenAfter time.Duration
-			for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-				if sn, err := servedSerial(s, trust); err == nil && sn.Cmp(newSerial) == 0 {
+			waitFor(t, 20*time.Second, "new connections to get the new certificate", func() bool {
+				sn, err := servedSerial(s, trust)
+				if err == nil && sn.Cmp(newSerial) == 0 {
 					seenAfter = time.Since(replaced)
-					break
+					return true
 				}
-			}
-			time.Sleep(time.Second) // and keep the load on the new certificate for a while
+				return false
+			})
+			underLoad(300, "300 more reviews on the new certificate")
 			stop()
 			wg.Wait()
 

@@ -104,3 +104,15 @@ func server(t *testing.T, ca *bench.CA, extra ...string) (*bench.Server, string)
 func describe(r bench.Result) string {
 	return fmt.Sprintf("%d sent, %d ok, %d failed (%v), p99 %s, max %s", r.Sent, r.OK, r.Errors, r.ErrorSamples, r.Percentile(99), r.Max())
 }
+
+// waitFor polls cond every 20 ms until it holds, failing the test after within.
+func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(within); !cond(); <-tick.C {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", within, what)
+		}
+	}
+}

@@ -72,7 +72,11 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		OnResult: func(r bench.Request) { mu.Lock(); requests = append(requests, r); mu.Unlock() }}
 	var wg sync.WaitGroup
 	wg.Go(func() { _, _ = load.Run(ctx) })
-	time.Sleep(1500 * time.Millisecond)
+	waitFor(t, 20*time.Second, "the load to be under way (300 reviews answered)", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(requests) >= 300
+	})
 
 	// Reviews in flight for sure: headers and half of the body sent.
 	const halfSent = 5
