@@ -88,13 +88,23 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 		}
 		inflight = append(inflight, h)
 	}
-	time.Sleep(200 * time.Millisecond) // the server has read their headers
+	metricsURL := fmt.Sprintf("http://127.0.0.1:%d/metrics", ports[1])
+	waitFor(t, 10*time.Second, "the half-sent reviews to be in the server's handlers", func() bool {
+		return inFlight(metricsURL) >= halfSent
+	})
 
 	signalled := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(300 * time.Millisecond) // shutting down, waiting for them
+	// Shutting down: the listener is closed, the in-flight reviews are waited for.
+	waitFor(t, 10*time.Second, "the server to stop accepting connections", func() bool {
+		c, err := net.DialTimeout("tcp", fmt.Sprintf("127.0.0.1:%d", ports[0]), time.Second)
+		if err == nil {
+			c.Close()
+		}
+		return err != nil
+	})
 	for i, h := range inflight {
 		if err := h.finish(); err != nil {
 			t.Errorf("review in flight at SIGTERM (%s): %v", h.body.Name, err)
@@ -227,4 +237,26 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// inFlight sums controller-runtime's in-flight webhook request gauge.
+func inFlight(metricsURL string) float64 {
+	resp, err := http.Get(metricsURL)
+	if err != nil {
+		return 0
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	var sum float64
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "controller_runtime_webhook_requests_in_flight") {
+			continue
+		}
+		if i := strings.LastIndexByte(line, ' '); i > 0 {
+			if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+				sum += v
+			}
+		}
+	}
+	return sum
 }
