@@ -112,10 +112,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 			t.Logf("review %d in flight at SIGTERM answered in full", i)
 		}
 	}
-	time.Sleep(200 * time.Millisecond)
-	stop()
-	wg.Wait()
-
+	// The load keeps running until the process has exited, so it also meets
+	// the closed port.
 	select {
 	case err := <-exited:
 		if err != nil {
@@ -126,6 +124,8 @@ func TestSIGTERMUnderLoad(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("still running 20 s after SIGTERM")
 	}
+	stop()
+	wg.Wait()
 
 	// Every answer that came was complete and valid; requests that failed
 	// without an answer had not reached the server before it stopped
@@ -211,11 +211,13 @@ func waitServing(s *bench.Server, trust *tls.Config, exited <-chan error) error 
 	defer c.CloseIdleConnections()
 	b := &bodies[0]
 	var last error
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		select {
 		case err := <-exited:
 			return fmt.Errorf("server exited before serving: %v", err)
-		default:
+		case <-tick.C:
 		}
 		resp, err := c.Post(s.URL+b.Path, "application/json", bytes.NewReader(b.JSON))
 		if err != nil {

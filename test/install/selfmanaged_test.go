@@ -677,8 +677,14 @@ func TestSelfManagedRotationDropsNothing(t *testing.T) {
 		}
 	}
 	wg.Go(func() {
+		tick := time.NewTicker(250 * time.Millisecond) // re-read the caBundle four times a second
+		defer tick.Stop()
 		for loadCtx.Err() == nil {
-			time.Sleep(250 * time.Millisecond)
+			select {
+			case <-loadCtx.Done():
+				return
+			case <-tick.C:
+			}
 			if err := refresh(loadCtx); err != nil && loadCtx.Err() == nil {
 				fail("reading caBundle: %v", err)
 			}
@@ -695,7 +701,10 @@ func TestSelfManagedRotationDropsNothing(t *testing.T) {
 			default:
 				apiOK.Add(1)
 			}
-			time.Sleep(20 * time.Millisecond)
+			select { // pace: about 50 apiserver reviews a second
+			case <-loadCtx.Done():
+			case <-time.After(20 * time.Millisecond):
+			}
 		}
 	})
 	wg.Go(func() {
