@@ -127,7 +127,14 @@ func TestSelfManagedServeBinary(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("no Secret: %v", err)
 	}
-	time.Sleep(2 * time.Second)
+	// Wait until the server says it is holding back for the caBundle, then
+	// check it really is: not ready, port closed.
+	if err := harness.Eventually(ctx, func(context.Context) (bool, error) {
+		b, err := os.ReadFile(logPath)
+		return err == nil && strings.Contains(string(b), "waiting for the caBundle to trust the certificate"), nil
+	}); err != nil {
+		t.Fatalf("the server never said it waits for the caBundle: %v", err)
+	}
 	if code, err := readyz(ctx); err == nil && code == http.StatusOK {
 		t.Fatalf("ready without a caBundle")
 	}
