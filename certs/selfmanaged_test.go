@@ -77,22 +77,30 @@ func TestWriteDirReloadsCertwatcher(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() { _ = cw.Start(ctx) }()
-	time.Sleep(200 * time.Millisecond) // the watches are added
 
-	_, p2, _ := smIssue(names, time.Hour, time.Now())
-	if _, err := smWriteDir(dir, map[string][]byte{"tls.crt": p2.certPEM, "tls.key": p2.keyPEM}); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(5 * time.Second) // well under the watcher's 10s poll
-	for {
+	// certwatcher has no "watching" signal: write new generations until one
+	// is picked up within a second (fsnotify), well before its 10 s poll.
+	served := func(leaf []byte) bool {
 		c, _ := cw.GetCertificate(nil)
-		if c != nil && bytes.Equal(c.Certificate[0], p2.leaf.Raw) {
-			break
+		return c != nil && bytes.Equal(c.Certificate[0], leaf)
+	}
+	tick := time.NewTicker(20 * time.Millisecond)
+	defer tick.Stop()
+	var p2 *smPair
+	for try := 0; p2 == nil; try++ {
+		if try == 20 {
+			t.Fatal("certwatcher did not pick up a new certificate within a second, 20 times")
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("certwatcher did not pick up the new certificate")
+		_, next, _ := smIssue(names, time.Hour, time.Now())
+		if _, err := smWriteDir(dir, map[string][]byte{"tls.crt": next.certPEM, "tls.key": next.keyPEM}); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); <-tick.C {
+			if served(next.leaf.Raw) {
+				p2 = &next
+				break
+			}
+		}
 	}
 	entries, _ := os.ReadDir(dir)
 	var gens int

@@ -77,15 +77,14 @@ func TestServeRunsAndStops(t *testing.T) {
 				break
 			}
 		}
-		select {
-		case c := <-code:
-			t.Fatalf("serve exited %d before ready: %s", c, stderr.String())
-		default:
-		}
 		if time.Now().After(deadline) {
 			t.Fatalf("not ready in time (last error %v)", err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		select {
+		case c := <-code:
+			t.Fatalf("serve exited %d before ready: %s", c, stderr.String())
+		case <-time.After(20 * time.Millisecond): // poll interval
+		}
 	}
 	cancel()
 	select {
