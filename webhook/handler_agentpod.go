@@ -26,7 +26,7 @@ func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admis
 	if why := outOfScope(req, podsResource, admissionv1.Create); why != "" {
 		return h.rec.finish(req, skipped(why), admission.Allowed(""))
 	}
-	in, err := obj.Decode(req.Object.Raw)
+	in, err := requestObject(req)
 	if err != nil {
 		return h.rec.malformed(req, "request.object is not a valid JSON object", err)
 	}

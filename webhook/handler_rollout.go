@@ -26,7 +26,7 @@ func (h *rolloutHandler) Handle(ctx context.Context, req admission.Request) admi
 	if why := outOfScope(req, rolloutsResource, admissionv1.Create, admissionv1.Update); why != "" {
 		return h.rec.finish(req, skipped(why), admission.Allowed(""))
 	}
-	in, err := obj.Decode(req.Object.Raw)
+	in, err := requestObject(req)
 	if err != nil {
 		return h.rec.malformed(req, "request.object is not a valid JSON object", err)
 	}

@@ -69,11 +69,12 @@ func (r recorder) finish(req admission.Request, d decision, resp admission.Respo
 // malformed answers a review whose what (the envelope, or request.object)
 // is unusable: the caller's mistake, so 400 (SPEC 7), never a 500.
 func (r recorder) malformed(req admission.Request, what string, err error) admission.Response {
-	if what != "" {
-		err = fmt.Errorf("%s: %w", what, err)
-	}
-	return r.finish(req, decision{outcome: outcome.Error, reason: err.Error()},
-		admission.Errored(http.StatusBadRequest, err))
+	return r.malformedCode(req, http.StatusBadRequest, fmt.Errorf("%s: %w", what, err))
+}
+
+// malformedCode answers with another 4xx code (413 for a body too large).
+func (r recorder) malformedCode(req admission.Request, code int32, err error) admission.Response {
+	return r.finish(req, decision{outcome: outcome.Error, reason: err.Error()}, admission.Errored(code, err))
 }
 
 // outOfScope says why a request is not one the webhook mutates (another

@@ -95,15 +95,15 @@ func newWebhooks(o Options) map[string]http.Handler {
 	rolloutRec := recorder{webhook: metricRollout, log: o.Logger}
 	agentPodRec := recorder{webhook: metricAgentPod, log: o.Logger}
 	return map[string]http.Handler{
-		RolloutPath: checkEnvelope(&crwebhook.Admission{Handler: &rolloutHandler{
+		RolloutPath: &reviewHandler{rec: rolloutRec, wh: &crwebhook.Admission{Handler: &rolloutHandler{
 			opts: o.Rules.Rollout,
 			refs: newWorkloadRefs(o.CheckWorkloadRef, o.RESTConfig),
 			rec:  rolloutRec,
-		}}, rolloutRec),
-		AgentPodPath: checkEnvelope(&crwebhook.Admission{Handler: &agentPodHandler{
+		}}},
+		AgentPodPath: &reviewHandler{rec: agentPodRec, wh: &crwebhook.Admission{Handler: &agentPodHandler{
 			opts: o.Rules.AgentPod,
 			rec:  agentPodRec,
-		}}, agentPodRec),
+		}}},
 	}
 }
 

@@ -103,7 +103,7 @@ func TestServerServesBothWebhooks(t *testing.T) {
 		AgentPodPath: helmChartPodReview(t),
 	} {
 		code, b := s.post(t, path, "application/json", body)
-		r := decodeReview(t, code, b)
+		r := responseOf(t, code, b)
 		if !r.Allowed || len(r.Patch) == 0 {
 			t.Errorf("%s: allowed=%v patch=%s", path, r.Allowed, r.Patch)
 		}
@@ -130,7 +130,7 @@ func TestServerMalformedBodies(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			code, b := s.post(t, RolloutPath, tc.contentType, tc.body)
-			r := decodeReview(t, code, b)
+			r := responseOf(t, code, b)
 			if r.Allowed || r.Result == nil || r.Result.Code != http.StatusBadRequest {
 				t.Errorf("want allowed=false code=400, got %s", b)
 			}
@@ -361,7 +361,7 @@ func TestServerGracefulShutdown(t *testing.T) {
 	close(release)
 
 	a := <-answers
-	r := decodeReview(t, a.code, a.body)
+	r := responseOf(t, a.code, a.body)
 	if !r.Allowed || len(r.Patch) == 0 || len(r.Warnings) > 0 {
 		t.Errorf("in-flight review: allowed=%v patch=%s warnings=%q", r.Allowed, r.Patch, r.Warnings)
 	}
@@ -422,7 +422,7 @@ func get(url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-func decodeReview(t *testing.T, code int, body []byte) *admissionv1.AdmissionResponse {
+func responseOf(t *testing.T, code int, body []byte) *admissionv1.AdmissionResponse {
 	t.Helper()
 	if code != http.StatusOK {
 		t.Fatalf("HTTP %d: %s", code, body)

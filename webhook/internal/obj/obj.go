@@ -5,12 +5,7 @@
 // never modified (the rules are pure functions).
 package obj
 
-import (
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"io"
-)
+import "fmt"
 
 // Kind says what a path lookup found.
 type Kind int
@@ -83,17 +78,16 @@ func CopyMap(m map[string]any) map[string]any {
 }
 
 // Decode parses one JSON object, keeping numbers as json.Number so that
-// re-encoding never changes a value the webhook does not own.
+// re-encoding never changes a value the webhook does not own. It decodes what
+// encoding/json (with UseNumber) would, in one pass (see Reader).
 func Decode(raw []byte) (map[string]any, error) {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
+	r := NewReader(raw)
+	v, err := r.Value()
+	if err != nil {
 		return nil, err
 	}
-	// dec.More() would miss a stray closing brace: only the end of input will do.
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("trailing data after the JSON object")
+	if err := r.End(); err != nil {
+		return nil, err
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
