@@ -163,6 +163,9 @@ func evOperatorPod() map[string]any {
 			"volumes":        []any{map[string]any{"name": "config", "emptyDir": map[string]any{}}}}}
 }
 
+// evUID is the uid of evReview's requests.
+const evUID = "0e8f3c5a-1b2d-4e6f-8a9b-0c1d2e3f4a5b"
+
 // evReview wraps an object (any JSON-marshalable value, or json.RawMessage)
 // in an AdmissionReview v1 CREATE request for the webhook at path.
 func evReview(tb testing.TB, path string, object any) []byte {
@@ -190,7 +193,7 @@ func evReviewOp(tb testing.TB, path, op string, object any) []byte {
 	// The typed review: the apiserver's key order (uid first, object late).
 	b, err := json.Marshal(admissionv1.AdmissionReview{
 		TypeMeta: metav1.TypeMeta{APIVersion: "admission.k8s.io/v1", Kind: "AdmissionReview"},
-		Request: &admissionv1.AdmissionRequest{UID: "0e8f3c5a-1b2d-4e6f-8a9b-0c1d2e3f4a5b", Kind: gvk, Resource: gvr,
+		Request: &admissionv1.AdmissionRequest{UID: evUID, Kind: gvk, Resource: gvr,
 			RequestKind: &gvk, RequestResource: &gvr, Namespace: ns, Operation: admissionv1.Operation(op),
 			UserInfo: authenticationv1.UserInfo{Username: "kubernetes-admin"}, Object: runtime.RawExtension{Raw: raw}},
 	})

@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"maps"
 	"reflect"
 	"slices"
 	"strconv"
@@ -41,7 +40,22 @@ func diff(path string, a, b any, ops *[]jsonpatch.JsonPatchOperation) {
 		if sameBacking(av, bv) {
 			return
 		}
-		for _, k := range slices.Sorted(maps.Keys(bv)) {
+		// Only the keys whose values the rule replaced are sorted and walked:
+		// a container has dozens of members, of which the rule changes one.
+		var changed, removed []string
+		for k, v := range bv {
+			if old, had := av[k]; !had || !unchanged(old, v) {
+				changed = append(changed, k)
+			}
+		}
+		for k := range av {
+			if _, has := bv[k]; !has {
+				removed = append(removed, k)
+			}
+		}
+		slices.Sort(changed)
+		slices.Sort(removed)
+		for _, k := range changed {
 			old, had := av[k]
 			p := path + "/" + escapePointer(k)
 			if !had || (old == nil && bv[k] != nil) {
@@ -50,10 +64,8 @@ func diff(path string, a, b any, ops *[]jsonpatch.JsonPatchOperation) {
 			}
 			diff(p, old, bv[k], ops)
 		}
-		for _, k := range slices.Sorted(maps.Keys(av)) {
-			if _, has := bv[k]; !has {
-				*ops = append(*ops, jsonpatch.NewOperation("remove", path+"/"+escapePointer(k), nil))
-			}
+		for _, k := range removed {
+			*ops = append(*ops, jsonpatch.NewOperation("remove", path+"/"+escapePointer(k), nil))
 		}
 		return
 	case []any:
@@ -86,6 +98,19 @@ func sameBacking(a, b any) bool {
 		return true
 	}
 	return va.UnsafePointer() == vb.UnsafePointer()
+}
+
+// unchanged: b is a (same backing) or an equal scalar; when false, diff walks it.
+func unchanged(a, b any) bool {
+	switch bv := b.(type) {
+	case map[string]any:
+		av, ok := a.(map[string]any)
+		return ok && sameBacking(av, bv)
+	case []any:
+		av, ok := a.([]any)
+		return ok && len(av) == len(bv) && sameBacking(av, bv)
+	}
+	return isScalar(a) && a == b
 }
 
 func isScalar(v any) bool {

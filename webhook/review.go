@@ -8,6 +8,8 @@ import (
 	"net/http"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -84,37 +86,43 @@ func writeReview(w http.ResponseWriter, apiVersion string, resp admission.Respon
 }
 
 // decodeReview reads an admission.k8s.io/v1 (or v1beta1, the same type)
-// AdmissionReview in one pass. It fills the request fields canary-tagger
-// reads: uid, kind, resource, subResource, name, namespace, operation, dryRun,
-// object (raw and already decoded, see requestObject), and the raw oldObject
-// and options. Everything else (userInfo, requestKind, ...) is checked to be
-// valid JSON and skipped. Like controller-runtime's decoder, field names are
-// case-sensitive, unknown fields are ignored, the last of duplicate keys wins,
-// and null leaves a field empty. TestDecodeReviewMatchesControllerRuntime
-// holds the two to the same result.
+// AdmissionReview in one pass, request.object decoded on the way (see
+// requestObject). It reads the body as controller-runtime's decoder would:
+// field names case-sensitive, unknown fields ignored, the last of duplicate
+// keys wins, null leaves a field as it is, a wrong type is an error.
+// TestDecodeReviewMatchesControllerRuntime and FuzzDecodeReview hold the two
+// to the same request. It is stricter in one way: a body that is not an
+// AdmissionReview with a request and a uid, or that carries a response, is
+// refused (controller-runtime would hand the handler an empty request).
 func decodeReview(body []byte) (apiVersion string, req admission.Request, err error) {
 	r := obj.NewReader(body)
 	var kind string
-	hasRequest := false
-	err = r.Members(func(key string) (err error) {
+	// As in controller-runtime: request null, then another request, decodes
+	// that one into a new value, not the request the handler gets.
+	into := &req.AdmissionRequest
+	hasRequest, hasResponse := false, false
+	err = readStruct(r, func(key string) (err error) {
 		switch key {
 		case "apiVersion":
-			apiVersion, err = r.String()
+			err = readString(r, &apiVersion)
 		case "kind":
-			kind, err = r.String()
+			err = readString(r, &kind)
 		case "request":
 			var null bool
 			if null, err = r.Null(); null || err != nil {
-				hasRequest = false
-				return err
+				into, hasRequest = nil, false
+				break
+			}
+			if into == nil {
+				into = &admissionv1.AdmissionRequest{}
 			}
 			hasRequest = true
-			err = decodeRequest(r, &req.AdmissionRequest)
+			err = readRequest(r, into)
+		case "response":
+			hasResponse = true
+			err = r.Skip()
 		default:
 			err = r.Skip()
-		}
-		if err != nil {
-			err = fieldError(key, err)
 		}
 		return err
 	})
@@ -123,90 +131,201 @@ func decodeReview(body []byte) (apiVersion string, req admission.Request, err er
 	}
 	switch {
 	case len(body) == 0:
-		err = errors.New("request body is empty")
+		err = notAReview("request body is empty")
 	case err != nil:
 		err = fmt.Errorf("not a JSON AdmissionReview: %w", err)
 	case kind != "AdmissionReview" || (apiVersion != "admission.k8s.io/v1" && apiVersion != "admission.k8s.io/v1beta1"):
-		err = fmt.Errorf("expected an admission.k8s.io/v1 AdmissionReview, got apiVersion %q kind %q", apiVersion, kind)
+		err = notAReview(fmt.Sprintf("expected an admission.k8s.io/v1 AdmissionReview, got apiVersion %q kind %q", apiVersion, kind))
 	case !hasRequest:
-		err = errors.New("AdmissionReview has no request")
+		err = notAReview("AdmissionReview has no request")
 	case req.UID == "":
-		err = errors.New("AdmissionReview request has no uid")
+		err = notAReview("AdmissionReview request has no uid")
+	case hasResponse:
+		err = notAReview("AdmissionReview sent to a webhook has a response")
 	}
 	return apiVersion, req, err
 }
 
-func decodeRequest(r *obj.Reader, req *admissionv1.AdmissionRequest) error {
+// notAReview is valid JSON that controller-runtime would have accepted, but
+// is not a review canary-tagger answers.
+type notAReview string
+
+func (e notAReview) Error() string { return string(e) }
+
+func readRequest(r *obj.Reader, req *admissionv1.AdmissionRequest) error {
 	return r.Members(func(key string) (err error) {
-		var s string
 		switch key {
 		case "uid":
-			s, err = r.String()
+			s := string(req.UID)
+			err = readString(r, &s)
 			req.UID = types.UID(s)
 		case "kind":
-			err = decodeStrings(r, map[string]*string{"group": &req.Kind.Group, "version": &req.Kind.Version, "kind": &req.Kind.Kind})
+			err = readGVK(r, &req.Kind)
 		case "resource":
-			err = decodeStrings(r, map[string]*string{"group": &req.Resource.Group, "version": &req.Resource.Version, "resource": &req.Resource.Resource})
+			err = readGVR(r, &req.Resource)
 		case "subResource":
-			req.SubResource, err = r.String()
+			err = readString(r, &req.SubResource)
+		case "requestKind":
+			if req.RequestKind, err = readPointer(r, req.RequestKind); req.RequestKind != nil && err == nil {
+				err = readGVK(r, req.RequestKind)
+			}
+		case "requestResource":
+			if req.RequestResource, err = readPointer(r, req.RequestResource); req.RequestResource != nil && err == nil {
+				err = readGVR(r, req.RequestResource)
+			}
+		case "requestSubResource":
+			err = readString(r, &req.RequestSubResource)
 		case "name":
-			req.Name, err = r.String()
+			err = readString(r, &req.Name)
 		case "namespace":
-			req.Namespace, err = r.String()
+			err = readString(r, &req.Namespace)
 		case "operation":
-			s, err = r.String()
+			s := string(req.Operation)
+			err = readString(r, &s)
 			req.Operation = admissionv1.Operation(s)
+		case "userInfo":
+			err = readUserInfo(r, &req.UserInfo)
+		case "object":
+			err = readRaw(r, &req.Object, true)
+		case "oldObject":
+			err = readRaw(r, &req.OldObject, false)
 		case "dryRun":
 			req.DryRun, err = r.Bool()
-		case "object":
-			req.Object, err = rawObject(r, true)
-		case "oldObject":
-			req.OldObject, err = rawObject(r, false)
 		case "options":
-			req.Options, err = rawObject(r, false)
+			err = readRaw(r, &req.Options, false)
 		default:
 			err = r.Skip()
 		}
-		if err != nil {
-			err = fieldError(key, err)
-		}
-		return err
+		return fieldError(key, err)
 	})
 }
 
-// decodeStrings reads an object of string fields (a GroupVersionKind or
-// GroupVersionResource); null leaves them empty.
-func decodeStrings(r *obj.Reader, fields map[string]*string) error {
+// The readers below decode into a value as encoding/json does: null leaves a
+// string or struct as it is and sets a pointer, slice or map to nil; a
+// struct is decoded into (fields not given keep their values).
+
+func readString(r *obj.Reader, p *string) error {
 	if null, err := r.Null(); null || err != nil {
 		return err
 	}
-	return r.Members(func(key string) (err error) {
-		if p, ok := fields[key]; ok {
-			*p, err = r.String()
-		} else {
-			err = r.Skip()
+	s, err := r.String()
+	if err == nil {
+		*p = s
+	}
+	return err
+}
+
+// readPointer returns nil for null, else p (new if nil) to decode into.
+func readPointer[T any](r *obj.Reader, p *T) (*T, error) {
+	if null, err := r.Null(); null || err != nil {
+		return nil, err
+	}
+	if p == nil {
+		p = new(T)
+	}
+	return p, nil
+}
+
+func readGVK(r *obj.Reader, gvk *metav1.GroupVersionKind) error {
+	return readStruct(r, func(key string) error {
+		switch key {
+		case "group":
+			return readString(r, &gvk.Group)
+		case "version":
+			return readString(r, &gvk.Version)
+		case "kind":
+			return readString(r, &gvk.Kind)
 		}
-		if err != nil {
-			err = fieldError(key, err)
-		}
-		return err
+		return r.Skip()
 	})
 }
 
-// rawObject reads an embedded object as a RawExtension does (null: empty),
-// keeping its bytes; with decode, an object is also decoded, once, for the
-// handler (an array or a string stays raw: the handler says what is wrong).
-func rawObject(r *obj.Reader, decode bool) (runtime.RawExtension, error) {
+func readGVR(r *obj.Reader, gvr *metav1.GroupVersionResource) error {
+	return readStruct(r, func(key string) error {
+		switch key {
+		case "group":
+			return readString(r, &gvr.Group)
+		case "version":
+			return readString(r, &gvr.Version)
+		case "resource":
+			return readString(r, &gvr.Resource)
+		}
+		return r.Skip()
+	})
+}
+
+func readUserInfo(r *obj.Reader, u *authenticationv1.UserInfo) error {
+	return readStruct(r, func(key string) error {
+		switch key {
+		case "username":
+			return readString(r, &u.Username)
+		case "uid":
+			return readString(r, &u.UID)
+		case "groups":
+			return readStrings(r, &u.Groups)
+		case "extra":
+			if null, err := r.Null(); null || err != nil {
+				u.Extra = nil
+				return err
+			}
+			if u.Extra == nil {
+				u.Extra = map[string]authenticationv1.ExtraValue{}
+			}
+			return r.Members(func(k string) error {
+				var v []string
+				err := readStrings(r, &v)
+				u.Extra[k] = v
+				return fieldError(k, err)
+			})
+		}
+		return r.Skip()
+	})
+}
+
+// readStruct reads an object's members with fn; null reads as nothing.
+func readStruct(r *obj.Reader, fn func(key string) error) error {
 	if null, err := r.Null(); null || err != nil {
-		return runtime.RawExtension{}, err
+		return err
+	}
+	return r.Members(func(key string) error { return fieldError(key, fn(key)) })
+}
+
+func readStrings(r *obj.Reader, p *[]string) error {
+	if null, err := r.Null(); null || err != nil {
+		*p = nil
+		return err
+	}
+	s := (*p)[:0]
+	if s == nil {
+		s = []string{}
+	}
+	err := r.Elements(func() error {
+		var v string
+		err := readString(r, &v)
+		s = append(s, v)
+		return err
+	})
+	*p = s
+	return err
+}
+
+// readRaw reads an embedded object as a RawExtension does (null: left as
+// it is), keeping its bytes; with decode, an object is also decoded, once,
+// for the handler (an array or a string stays raw: the handler says what is
+// wrong with it).
+func readRaw(r *obj.Reader, p *runtime.RawExtension, decode bool) error {
+	if null, err := r.Null(); null || err != nil {
+		return err
 	}
 	if !decode || r.Kind() != '{' {
 		raw, err := r.Raw()
-		return runtime.RawExtension{Raw: raw}, err
+		*p = runtime.RawExtension{Raw: raw}
+		return err
 	}
 	v, raw, err := r.ValueRaw()
 	m, _ := v.(map[string]any)
-	return runtime.RawExtension{Raw: raw, Object: &unstructured.Unstructured{Object: m}}, err
+	*p = runtime.RawExtension{Raw: raw, Object: &unstructured.Unstructured{Object: m}}
+	return err
 }
 
 // requestObject returns request.object decoded: as decodeReview left it, or
@@ -219,8 +338,11 @@ func requestObject(req admission.Request) (map[string]any, error) {
 }
 
 // fieldError prefixes err with the field it is in, outermost first
-// ("request.kind.group: ...").
+// ("request.kind.group: ..."); nil stays nil.
 func fieldError(key string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var fe *reviewFieldError
 	if errors.As(err, &fe) {
 		return &reviewFieldError{path: key + "." + fe.path, err: fe.err}

@@ -482,7 +482,7 @@ func pathOf(golden string) string {
 	return RolloutPath
 }
 
-func readFile(t *testing.T, path string) []byte {
+func readFile(t testing.TB, path string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

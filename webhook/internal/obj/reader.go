@@ -223,6 +223,17 @@ func (r *Reader) next(closing byte) (more bool, err error) {
 	return false, r.unexpected("after array element")
 }
 
+// Elements reads an array, calling fn for each element; fn must read it.
+func (r *Reader) Elements(fn func() error) error {
+	if k := r.Kind(); k != '[' {
+		if k == 0 {
+			return r.unexpected("looking for beginning of value")
+		}
+		return r.errorf("expected an array, got %s", KindName(k))
+	}
+	return r.array(fn)
+}
+
 // String reads a string; null reads as "" (as encoding/json leaves a string
 // field alone on null).
 func (r *Reader) String() (string, error) {
