@@ -8,12 +8,9 @@
 package agentpod
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"sort"
 	"strings"
 	"unicode/utf8"
 
@@ -436,66 +433,43 @@ func parseMapping(raw string) (map[string]string, error) {
 	if !utf8.ValidString(raw) {
 		return nil, errors.New("invalid UTF-8")
 	}
-	dec := json.NewDecoder(strings.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	r := obj.NewReader([]byte(raw))
+	if r.Kind() != '{' {
 		return nil, errors.New("not an object")
 	}
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return nil, err
+	err := r.Members(func(key string) error {
+		if r.Kind() != '"' {
+			return errors.New("value is not a string")
 		}
-		key := kt.(string) // object keys are always strings
-		vt, err := dec.Token()
+		val, err := r.String()
 		if err != nil {
-			return nil, err
-		}
-		val, ok := vt.(string)
-		if !ok {
-			return nil, errors.New("value is not a string")
+			return err
 		}
 		if _, dup := m[key]; dup {
-			return nil, errDuplicate
+			return errDuplicate
 		}
 		m[key] = val
+		return nil
+	})
+	if err == nil {
+		err = r.End()
 	}
-	if _, err := dec.Token(); err != nil {
+	if err != nil {
 		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, errors.New("trailing data")
 	}
 	return m, nil
 }
 
 // encode writes the mapping as compact JSON with sorted keys, as the Datadog
-// Helm chart renders it, without HTML escaping so values stay as typed.
+// Helm chart writes it, without escaping <, > and & (tags may contain them).
 func encode(m map[string]string) (string, error) {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var b bytes.Buffer
+	var b strings.Builder
 	enc := json.NewEncoder(&b)
 	enc.SetEscapeHTML(false)
-	b.WriteByte('{')
-	for i, k := range keys {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		if err := enc.Encode(k); err != nil {
-			return "", err
-		}
-		b.Truncate(b.Len() - 1) // Encode appends a newline
-		b.WriteByte(':')
-		if err := enc.Encode(m[k]); err != nil {
-			return "", err
-		}
-		b.Truncate(b.Len() - 1)
+	if err := enc.Encode(m); err != nil { // map keys are encoded sorted
+		return "", err
 	}
-	b.WriteByte('}')
-	return b.String(), nil
+	return strings.TrimSuffix(b.String(), "\n"), nil
 }
 
 func skip(r Reason, detail string) Result {
