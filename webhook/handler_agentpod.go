@@ -26,11 +26,12 @@ func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admis
 	if why := outOfScope(req, podsResource, admissionv1.Create); why != "" {
 		return h.rec.finish(req, skipped(why), admission.Allowed(""))
 	}
-	in, err := requestObject(req)
+	in, ops, res, err := runRule(req, h.rec.log, func(in map[string]any) (map[string]any, agentpod.Result) {
+		return agentpod.MutatePod(in, h.opts)
+	})
 	if err != nil {
 		return h.rec.malformed(req, "request.object is not a valid JSON object", err)
 	}
-	out, res := agentpod.MutatePod(in, h.opts)
 
 	d := decision{outcome: res.Outcome, reason: string(res.Reason)}
 	switch {
@@ -45,7 +46,7 @@ func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admis
 		}
 	}
 	d.generateName, _ = obj.String(in, "metadata", "generateName")
-	return h.rec.finish(req, d, patchResponse(in, out))
+	return h.rec.finish(req, d, patchResponse(ops))
 }
 
 func skipped(why string) decision {

@@ -6,8 +6,64 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/go-logr/logr"
 	"gomodules.xyz/jsonpatch/v2"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
 )
+
+// runRule runs a rule on request.object as decodeReview left it (only what
+// the rule reads, see obj.Shape) and returns the JSON Patch to its output.
+// A patch carrying a value the shape left out would mean the rule reads more
+// than it declares (a bug the tests are there to catch): the rule then runs
+// again on the whole object, so that the answer is still right, and the log
+// says so.
+func runRule[R any](req admission.Request, log logr.Logger, rule func(map[string]any) (map[string]any, R)) (
+	in map[string]any, ops []jsonpatch.JsonPatchOperation, res R, err error) {
+	if in, err = requestObject(req); err != nil {
+		return nil, nil, res, err
+	}
+	out, res := rule(in)
+	if ops = treePatch(in, out); !carriesSkipped(ops) {
+		return in, ops, res, nil
+	}
+	log.Error(nil, "BUG: the rule's output carries a member its shape did not decode; running it on the whole object", "uid", req.UID)
+	if in, err = obj.Decode(req.Object.Raw); err != nil {
+		return nil, nil, res, err
+	}
+	out, res = rule(in)
+	return in, treePatch(in, out), res, nil
+}
+
+func carriesSkipped(ops []jsonpatch.JsonPatchOperation) bool {
+	var has func(v any) bool
+	has = func(v any) bool {
+		switch v := v.(type) {
+		case map[string]any:
+			for _, e := range v {
+				if has(e) {
+					return true
+				}
+			}
+		case []any:
+			for _, e := range v {
+				if has(e) {
+					return true
+				}
+			}
+		default:
+			return v == obj.Skipped
+		}
+		return false
+	}
+	for _, op := range ops {
+		if has(op.Value) {
+			return true
+		}
+	}
+	return false
+}
 
 // treePatch returns the JSON Patch (RFC 6902, as gomodules.xyz/jsonpatch/v2
 // operations) that turns in into out, where out is a rule's output.

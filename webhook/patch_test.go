@@ -8,7 +8,10 @@ import (
 	"testing"
 
 	jsonpatch "github.com/evanphx/json-patch/v5"
+	"github.com/go-logr/logr/funcr"
 	admissionv1 "k8s.io/api/admission/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
@@ -112,4 +115,43 @@ func applyOps(t *testing.T, raw []byte, ops any) []byte {
 		t.Fatalf("patch %s does not apply: %v", b, err)
 	}
 	return out
+}
+
+// TestRunRuleWholeObjectWhenShapeLeaks: a rule whose output carries a member
+// its shape did not decode gets the whole object instead, and the log says so.
+func TestRunRuleWholeObjectWhenShapeLeaks(t *testing.T) {
+	raw := []byte(`{"kind":"X","spec":{"a":{"b":1}}}`)
+	shaped, err := obj.DecodeShape(raw, obj.Shape{"kind": nil})
+	if err != nil || shaped["spec"] != obj.Skipped {
+		t.Fatalf("shaped decode: %v %v", shaped, err)
+	}
+	req := admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		Object: runtime.RawExtension{Raw: raw, Object: &unstructured.Unstructured{Object: shaped}}}}
+	copySpec := func(in map[string]any) (map[string]any, int) {
+		out := obj.CopyMap(in)
+		out["copy"] = in["spec"]
+		return out, len(in)
+	}
+	var logged []string
+	log := funcr.New(func(prefix, args string) { logged = append(logged, args) }, funcr.Options{})
+	_, ops, _, err := runRule(req, log, copySpec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := json.Marshal(ops)
+	if want := `[{"op":"add","path":"/copy","value":{"a":{"b":1}}}]`; string(got) != want {
+		t.Errorf("ops %s, want %s", got, want)
+	}
+	if len(logged) != 1 || !strings.Contains(logged[0], "did not decode") {
+		t.Errorf("logged %q", logged)
+	}
+	// A rule that stays within its shape: no second run, nothing logged.
+	logged = nil
+	if _, ops, _, err = runRule(req, log, func(in map[string]any) (map[string]any, int) {
+		out := obj.CopyMap(in)
+		out["kind"] = "Y"
+		return out, 0
+	}); err != nil || len(ops) != 1 || len(logged) != 0 {
+		t.Errorf("ops %v, err %v, logged %q", ops, err, logged)
+	}
 }

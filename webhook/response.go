@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/go-logr/logr"
+	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -92,10 +93,8 @@ func outOfScope(req admission.Request, want schema.GroupResource, ops ...admissi
 	return ""
 }
 
-// patchResponse admits the object; when the rule returned a new object, with
-// the JSON Patch from the submitted object to it (see patch.go).
-func patchResponse(in, out map[string]any) admission.Response {
-	ops := treePatch(in, out)
+// patchResponse admits the object, with the JSON Patch ops if any (see patch.go).
+func patchResponse(ops []jsonpatch.JsonPatchOperation) admission.Response {
 	if len(ops) == 0 {
 		return admission.Allowed("")
 	}

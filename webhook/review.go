@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -37,8 +38,9 @@ const maxReviewBytes = 7 << 20
 // a request and a uid, which controller-runtime would hand to the handler as
 // an empty request, and counts and logs every bad body as outcome "error".
 type reviewHandler struct {
-	wh  *admission.Webhook
-	rec recorder
+	wh    *admission.Webhook
+	rec   recorder
+	reads obj.Shape // what the rule reads of request.object (see runRule)
 }
 
 func (h *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +50,14 @@ func (h *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	defer r.Body.Close()
 	limited := &io.LimitedReader{R: r.Body, N: maxReviewBytes}
-	body, err := io.ReadAll(limited)
+	var buf bytes.Buffer
+	if r.ContentLength > 0 && r.ContentLength < maxReviewBytes {
+		// One allocation of the right size, where io.ReadAll would grow
+		// its buffer from 512 bytes, copying, to the size of the review.
+		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+	}
+	_, err := buf.ReadFrom(limited)
+	body := buf.Bytes()
 	switch {
 	case err != nil:
 		h.refuse(w, "", http.StatusBadRequest, err)
@@ -61,7 +70,7 @@ func (h *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuse(w, "", http.StatusBadRequest, fmt.Errorf("contentType=%s, expected application/json", ct))
 		return
 	}
-	apiVersion, req, err := decodeReview(body)
+	apiVersion, req, err := decodeReview(body, h.reads)
 	if err != nil {
 		h.refuse(w, req.UID, http.StatusBadRequest, err)
 		return
@@ -94,8 +103,9 @@ func writeReview(w http.ResponseWriter, apiVersion string, resp admission.Respon
 // to the same request. It is stricter in one way: a body that is not an
 // AdmissionReview with a request and a uid, or that carries a response, is
 // refused (controller-runtime would hand the handler an empty request).
-func decodeReview(body []byte) (apiVersion string, req admission.Request, err error) {
-	r := obj.NewReader(body)
+func decodeReview(body []byte, reads obj.Shape) (apiVersion string, req admission.Request, err error) {
+	r := obj.Borrow(body)
+	defer r.Return()
 	var kind string
 	// As in controller-runtime: request null, then another request, decodes
 	// that one into a new value, not the request the handler gets.
@@ -117,7 +127,7 @@ func decodeReview(body []byte) (apiVersion string, req admission.Request, err er
 				into = &admissionv1.AdmissionRequest{}
 			}
 			hasRequest = true
-			err = readRequest(r, into)
+			err = readRequest(r, into, reads)
 		case "response":
 			hasResponse = true
 			err = r.Skip()
@@ -152,7 +162,7 @@ type notAReview string
 
 func (e notAReview) Error() string { return string(e) }
 
-func readRequest(r *obj.Reader, req *admissionv1.AdmissionRequest) error {
+func readRequest(r *obj.Reader, req *admissionv1.AdmissionRequest, reads obj.Shape) error {
 	return r.Members(func(key string) (err error) {
 		switch key {
 		case "uid":
@@ -186,13 +196,13 @@ func readRequest(r *obj.Reader, req *admissionv1.AdmissionRequest) error {
 		case "userInfo":
 			err = readUserInfo(r, &req.UserInfo)
 		case "object":
-			err = readRaw(r, &req.Object, true)
+			err = readRaw(r, &req.Object, true, reads)
 		case "oldObject":
-			err = readRaw(r, &req.OldObject, false)
+			err = readRaw(r, &req.OldObject, false, nil)
 		case "dryRun":
 			req.DryRun, err = r.Bool()
 		case "options":
-			err = readRaw(r, &req.Options, false)
+			err = readRaw(r, &req.Options, false, nil)
 		default:
 			err = r.Skip()
 		}
@@ -311,9 +321,9 @@ func readStrings(r *obj.Reader, p *[]string) error {
 
 // readRaw reads an embedded object as a RawExtension does (null: left as
 // it is), keeping its bytes; with decode, an object is also decoded, once,
-// for the handler (an array or a string stays raw: the handler says what is
-// wrong with it).
-func readRaw(r *obj.Reader, p *runtime.RawExtension, decode bool) error {
+// for the handler, as much as reads says (an array or a string stays raw:
+// the handler says what is wrong with it).
+func readRaw(r *obj.Reader, p *runtime.RawExtension, decode bool, reads obj.Shape) error {
 	if null, err := r.Null(); null || err != nil {
 		return err
 	}
@@ -322,7 +332,7 @@ func readRaw(r *obj.Reader, p *runtime.RawExtension, decode bool) error {
 		*p = runtime.RawExtension{Raw: raw}
 		return err
 	}
-	v, raw, err := r.ValueRaw()
+	v, raw, err := r.ValueRaw(reads)
 	m, _ := v.(map[string]any)
 	*p = runtime.RawExtension{Raw: raw, Object: &unstructured.Unstructured{Object: m}}
 	return err

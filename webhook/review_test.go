@@ -44,7 +44,7 @@ func crDecode(body []byte) (apiVersion string, req admission.Request, ok bool) {
 // and valid JSON that is not a review it answers (notAReview).
 func checkReview(t *testing.T, body []byte) {
 	t.Helper()
-	apiVersion, req, err := decodeReview(body)
+	apiVersion, req, err := decodeReview(body, nil)
 	if !json.Valid(body) {
 		if err == nil {
 			t.Fatalf("%.300q: not JSON, but accepted", body)
@@ -183,7 +183,7 @@ func TestDecodeReviewErrorsNameTheField(t *testing.T) {
 		if bad == seed {
 			t.Fatalf("seed review has no %s", old)
 		}
-		if _, _, err := decodeReview([]byte(bad)); err == nil || !strings.Contains(err.Error(), want) {
+		if _, _, err := decodeReview([]byte(bad), nil); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s: error %v, want %q", old, err, want)
 		}
 	}

@@ -64,6 +64,7 @@ func FuzzMutate(f *testing.F) {
 				t.Fatalf("not idempotent: %s then %s\n%s\n%s", res.Outcome, res2.Outcome, objtest.JSON(out), objtest.JSON(again))
 			}
 		}
+		checkShaped(t, in, opts)
 	})
 }
 

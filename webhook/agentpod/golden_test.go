@@ -91,7 +91,21 @@ func run(t *testing.T, mutate mutateFunc, in map[string]any, isPod bool) (map[st
 	}
 	checkInvariants(t, in, out, res, defaults, isPod)
 	checkIdempotent(t, out, defaults, mutate)
+	if isPod {
+		checkShaped(t, in, defaults)
+	}
 	return out, res
+}
+
+// checkShaped: MutatePod reads nothing outside PodReads (the webhook decodes
+// only that much).
+func checkShaped(t testing.TB, in map[string]any, opts agentpod.Options) {
+	t.Helper()
+	if msg := objtest.CheckShaped(in, agentpod.PodReads, func(o map[string]any) (map[string]any, agentpod.Result) {
+		return agentpod.MutatePod(o, opts)
+	}); msg != "" {
+		t.Fatalf("PodReads: %s", msg)
+	}
 }
 
 // TestGolden runs the hand-written testdata/*.yaml inputs (a Pod or a

@@ -129,6 +129,16 @@ const MaxStatusLen = 4096
 
 const statusMore = "; and %d more containers: %d injected, %d present, %d skipped"
 
+// PodReads is what MutatePod reads of a Pod, for a server that decodes only
+// that (obj.Shape): of the containers, only name and environment. The tests
+// run every case on both the whole and the shaped object.
+var PodReads = obj.Shape{
+	"apiVersion": nil, "kind": nil, "metadata": nil,
+	"spec": {"containers": containerReads, "initContainers": containerReads},
+}
+
+var containerReads = obj.Shape{"name": nil, "env": nil, "envFrom": nil}
+
 // MutatePod applies SPEC 3 to a Pod: agent pods owned by a DaemonSet get the
 // mapping and the status annotation. An existing status annotation is kept:
 // the apiserver may call the webhook again on its own output

@@ -305,10 +305,12 @@ func (c tcase) options() agentpod.Options {
 
 type mutateFunc func(map[string]any, agentpod.Options) (map[string]any, agentpod.Result)
 
-func TestMutatePod(t *testing.T)       { runCases(t, podCases, agentpod.MutatePod) }
-func TestMutateDaemonSet(t *testing.T) { runCases(t, dsCases, agentpod.MutateDaemonSet) }
+func TestMutatePod(t *testing.T)       { runCases(t, podCases, agentpod.MutatePod, true) }
+func TestMutateDaemonSet(t *testing.T) { runCases(t, dsCases, agentpod.MutateDaemonSet, false) }
 
-func runCases(t *testing.T, cases []tcase, mutate mutateFunc) {
+// runCases runs the table; for MutatePod (pods), also on the object as the
+// webhook decodes it (PodReads).
+func runCases(t *testing.T, cases []tcase, mutate mutateFunc, pods bool) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			in := objtest.MustYAML(c.in)
@@ -337,6 +339,9 @@ func runCases(t *testing.T, cases []tcase, mutate mutateFunc) {
 				t.Errorf("output:\n got %s\nwant %s", objtest.JSON(out), objtest.JSON(want))
 			}
 			checkIdempotent(t, out, c.options(), mutate)
+			if pods {
+				checkShaped(t, in, c.options())
+			}
 		})
 	}
 }

@@ -59,6 +59,7 @@ func FuzzMutate(f *testing.F) {
 			t.Fatalf("input modified")
 		}
 		checkOnlyAdds(t, in, out, opts)
+		checkShaped(t, in, opts, resolve)
 		changed := !reflect.DeepEqual(in, out)
 		if changed != (res.Outcome == outcome.Injected) {
 			t.Fatalf("outcome %s, changed %v", res.Outcome, changed)

@@ -98,6 +98,7 @@ func TestGolden(t *testing.T) {
 				t.Errorf("outcome %s (%s %s), want %s", res.Outcome, res.Reason, res.Detail, want)
 			}
 			checkIdempotent(t, out, defaults, resolve)
+			checkShaped(t, in, defaults, resolve)
 			g := golden{
 				Outcome: res.Outcome, Reason: res.Reason, Detail: res.Detail, Warnings: res.Warnings, Added: res.Added,
 				Changed: !reflect.DeepEqual(in, out), Output: out,

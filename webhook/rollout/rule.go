@@ -82,6 +82,14 @@ var sides = []struct {
 	{"canaryMetadata", func(o Options) string { return o.CanaryValue }},
 }
 
+// Reads is what Mutate reads of a Rollout, for a server that decodes only
+// that (obj.Shape): not the pod template's spec nor status, the bulk of a
+// Rollout. The tests run every case on both the whole and the shaped object.
+var Reads = obj.Shape{
+	"apiVersion": nil, "kind": nil, "metadata": nil,
+	"spec": {"strategy": nil, "selector": nil, "workloadRef": nil, "template": {"metadata": nil}},
+}
+
 // Mutate applies SPEC 2 to a Rollout. It returns the object to admit (the
 // input itself when nothing changes) and what it decided.
 func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[string]any, Result) {

@@ -263,7 +263,19 @@ func TestMutate(t *testing.T) {
 				t.Errorf("unchanged but Result.Added = %q", res.Added)
 			}
 			checkIdempotent(t, out, c.options(), c.resolver)
+			checkShaped(t, in, c.options(), c.resolver)
 		})
+	}
+}
+
+// checkShaped: Mutate reads nothing outside Reads (the webhook decodes only
+// that much).
+func checkShaped(t testing.TB, in map[string]any, opts rollout.Options, r rollout.TemplateLabels) {
+	t.Helper()
+	if msg := objtest.CheckShaped(in, rollout.Reads, func(o map[string]any) (map[string]any, rollout.Result) {
+		return rollout.Mutate(o, opts, r)
+	}); msg != "" {
+		t.Fatalf("Reads: %s", msg)
 	}
 }
 

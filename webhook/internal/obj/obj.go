@@ -80,9 +80,24 @@ func CopyMap(m map[string]any) map[string]any {
 // Decode parses one JSON object, keeping numbers as json.Number so that
 // re-encoding never changes a value the webhook does not own. It decodes what
 // encoding/json (with UseNumber) would, in one pass (see Reader).
-func Decode(raw []byte) (map[string]any, error) {
+func Decode(raw []byte) (map[string]any, error) { return DecodeShape(raw, nil) }
+
+// Shape names the parts of an object a rule reads, so that a server can
+// decode only those: each member named maps to the Shape of its value (nil:
+// all of it); with an array, the Shape applies to each element. Members not
+// named are kept as Skipped, so a rule still sees that they are there.
+type Shape map[string]Shape
+
+// Skipped is the value of a member its Shape left out. Readers report it as
+// Other; it never reaches a patch (the webhook checks, see runRule).
+var Skipped any = skipped{}
+
+type skipped struct{}
+
+// DecodeShape is Decode for the members s names (see Shape).
+func DecodeShape(raw []byte, s Shape) (map[string]any, error) {
 	r := NewReader(raw)
-	v, err := r.Value()
+	v, err := r.ValueShape(s)
 	if err != nil {
 		return nil, err
 	}

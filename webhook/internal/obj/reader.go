@@ -15,6 +15,7 @@ package obj
 import (
 	"encoding/json"
 	"fmt"
+	"sync"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -50,6 +51,24 @@ const maxShared = 32
 // NewReader reads data, which must not change while the Reader is in use
 // (Raw returns sub-slices of it).
 func NewReader(data []byte) *Reader { return &Reader{data: data} }
+
+var readers = sync.Pool{New: func() any { return new(Reader) }}
+
+// Borrow is NewReader from a pool, for a server reading one text per
+// request: no allocation for the Reader, and its recent strings, shared
+// across texts, are already made. Return it when done; what it decoded stays
+// valid (strings do not change).
+func Borrow(data []byte) *Reader {
+	r := readers.Get().(*Reader)
+	r.data, r.pos, r.depth = data, 0, 0
+	return r
+}
+
+// Return puts a Reader from Borrow back; it must not be used after.
+func (r *Reader) Return() {
+	r.data = nil
+	readers.Put(r)
+}
 
 func (r *Reader) errorf(format string, args ...any) error {
 	return &SyntaxError{Offset: r.pos, msg: fmt.Sprintf(format, args...)}
@@ -276,12 +295,63 @@ func (r *Reader) Raw() ([]byte, error) {
 	return r.data[start:r.pos], err
 }
 
-// ValueRaw is Value that also returns the value's bytes (a sub-slice).
-func (r *Reader) ValueRaw() (any, []byte, error) {
+// ValueRaw is ValueShape that also returns the value's bytes (a sub-slice).
+func (r *Reader) ValueRaw(s Shape) (any, []byte, error) {
 	r.space()
 	start := r.pos
-	v, err := r.Value()
+	v, err := r.ValueShape(s)
 	return v, r.data[start:r.pos], err
+}
+
+// ValueShape reads the next value, decoding of an object only the members
+// s names (each with its own Shape; nil: all of it). A member left out is
+// checked and kept as Skipped. An array's elements are each read with s.
+func (r *Reader) ValueShape(s Shape) (any, error) {
+	if s == nil {
+		return r.Value()
+	}
+	switch r.space() {
+	case '{':
+		m := make(map[string]any)
+		if empty, err := r.open('}'); empty || err != nil {
+			return m, err
+		}
+		for {
+			key, err := r.key(true)
+			if err != nil {
+				return m, err
+			}
+			v := Skipped
+			if sub, ok := s[key]; ok {
+				v, err = r.ValueShape(sub)
+			} else {
+				err = r.Skip()
+			}
+			m[key] = v
+			if err != nil {
+				return m, err
+			}
+			if more, err := r.next('}'); !more || err != nil {
+				return m, err
+			}
+		}
+	case '[':
+		a := make([]any, 0)
+		if empty, err := r.open(']'); empty || err != nil {
+			return a, err
+		}
+		for {
+			v, err := r.ValueShape(s)
+			a = append(a, v)
+			if err != nil {
+				return a, err
+			}
+			if more, err := r.next(']'); !more || err != nil {
+				return a, err
+			}
+		}
+	}
+	return r.Value()
 }
 
 // Value reads and decodes the next value.

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
@@ -195,3 +196,60 @@ func firstDiff(want, got string) string {
 	}
 	return "(no line differs)"
 }
+
+// CheckShaped runs rule on in and on in as a server decoding only reads sees
+// it (obj.DecodeShape of its JSON), and returns "" if both give the same
+// result and the same object, else what differs. The shaped output counts as
+// the same when putting back, at each obj.Skipped in it, the member of in at
+// that path gives the whole output: so a rule that reads outside its shape,
+// or moves a member it did not decode, is caught.
+func CheckShaped[R any](in map[string]any, reads obj.Shape, rule func(map[string]any) (map[string]any, R)) string {
+	shaped, err := obj.DecodeShape(JSON(in), reads)
+	if err != nil {
+		return fmt.Sprintf("shaped decode: %v", err)
+	}
+	out, res := rule(CopyObject(in))
+	sout, sres := rule(shaped)
+	if !reflect.DeepEqual(res, sres) {
+		return fmt.Sprintf("result on the whole object %+v, on the shaped one %+v", res, sres)
+	}
+	if filled := fillSkipped(sout, in); !reflect.DeepEqual(filled, any(out)) {
+		return fmt.Sprintf("output on the whole object %s, on the shaped one (filled in) %s", JSON(out), JSON(filled))
+	}
+	return ""
+}
+
+// fillSkipped replaces each obj.Skipped in v by the value at the same path
+// in src ("<missing>" if there is none).
+func fillSkipped(v, src any) any {
+	switch t := v.(type) {
+	case map[string]any:
+		sm, _ := src.(map[string]any)
+		c := make(map[string]any, len(t))
+		for k, e := range t {
+			se, ok := sm[k]
+			if !ok {
+				se = missing
+			}
+			c[k] = fillSkipped(e, se)
+		}
+		return c
+	case []any:
+		sa, _ := src.([]any)
+		c := make([]any, len(t))
+		for i, e := range t {
+			var se any = missing
+			if i < len(sa) {
+				se = sa[i]
+			}
+			c[i] = fillSkipped(e, se)
+		}
+		return c
+	}
+	if v == obj.Skipped {
+		return src
+	}
+	return v
+}
+
+const missing = "<missing>"
