@@ -232,6 +232,9 @@ func evHTTPCases() []evHTTPCase {
 			return bytes.Replace(seedReview(t), []byte(`admission.k8s.io/v1`), []byte(`admission.k8s.io/v2`), 1)
 		}, want: evBadRequest},
 		{name: "a Rollout posted instead of a review", body: func(*testing.T) []byte { return []byte(evSeedRollout) }, want: evBadRequest},
+		{name: "AdmissionReview carrying a response", body: func(t *testing.T) []byte {
+			return bytes.Replace(seedReview(t), []byte(`"request":{`), []byte(`"response":{"uid":"x","allowed":true},"request":{`), 1)
+		}, want: evBadRequest},
 		{name: "v1beta1 AdmissionReview (older apiservers)", body: func(t *testing.T) []byte {
 			return bytes.Replace(seedReview(t), []byte(`admission.k8s.io/v1`), []byte(`admission.k8s.io/v1beta1`), 1)
 		}, want: evPatched, check: func(t *testing.T, res evResult, _ map[string]any) {

@@ -1,9 +1,9 @@
 package webhook
 
 // BenchmarkHandler measures one admission review through the handlers as Run
-// registers them (controller-runtime's decoding and encoding included, no
-// network, no TLS), next to a no-op handler on the same controller-runtime
-// stack: the difference is what canary-tagger adds per review. "zap" runs
+// registers them (reading the body and writing the answer included, no
+// network, no TLS), next to a no-op handler on controller-runtime's
+// admission.Webhook, the baseline of make bench. "zap" runs
 // with the production JSON logger writing to io.Discard (one line per
 // review); the others discard logs before encoding. Compare runs with benchstat:
 //

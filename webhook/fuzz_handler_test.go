@@ -1,7 +1,7 @@
 package webhook
 
 // FuzzHandler throws raw request bodies at the two webhooks as Run serves them
-// (controller-runtime's admission decoding included) and checks, for every
+// (reading the review included) and checks, for every
 // input: no panic; never a 5xx, neither as HTTP status nor as the review's
 // status code; a body that is not JSON gets a 400; any patch applies cleanly
 // to the submitted object, is add-only for Rollouts, and for agent pods only

@@ -279,7 +279,7 @@ func benchmark(ctx context.Context, o options) error {
 
 func runGoBench(ctx context.Context, repo, benchtime string) (string, error) {
 	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", benchtime, "-count", "1",
-		"./webhook/", "./webhook/rollout/", "./webhook/agentpod/")
+		"./webhook/", "./webhook/rollout/", "./webhook/agentpod/", "./webhook/internal/obj/")
 	cmd.Dir = repo
 	var out bytes.Buffer
 	cmd.Stdout = &out
