@@ -237,28 +237,26 @@ func readPointer[T any](r *obj.Reader, p *T) (*T, error) {
 }
 
 func readGVK(r *obj.Reader, gvk *metav1.GroupVersionKind) error {
-	return readStruct(r, func(key string) error {
-		switch key {
-		case "group":
-			return readString(r, &gvk.Group)
-		case "version":
-			return readString(r, &gvk.Version)
-		case "kind":
-			return readString(r, &gvk.Kind)
-		}
-		return r.Skip()
-	})
+	return readFields(r, field{"group", &gvk.Group}, field{"version", &gvk.Version}, field{"kind", &gvk.Kind})
 }
 
 func readGVR(r *obj.Reader, gvr *metav1.GroupVersionResource) error {
+	return readFields(r, field{"group", &gvr.Group}, field{"version", &gvr.Version}, field{"resource", &gvr.Resource})
+}
+
+// field is a string member of a struct, for readFields.
+type field struct {
+	name string
+	p    *string
+}
+
+// readFields reads a struct of string fields.
+func readFields(r *obj.Reader, fields ...field) error {
 	return readStruct(r, func(key string) error {
-		switch key {
-		case "group":
-			return readString(r, &gvr.Group)
-		case "version":
-			return readString(r, &gvr.Version)
-		case "resource":
-			return readString(r, &gvr.Resource)
+		for _, f := range fields {
+			if f.name == key {
+				return readString(r, f.p)
+			}
 		}
 		return r.Skip()
 	})

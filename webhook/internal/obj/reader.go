@@ -303,64 +303,18 @@ func (r *Reader) ValueRaw(s Shape) (any, []byte, error) {
 	return v, r.data[start:r.pos], err
 }
 
+// Value reads and decodes the next value.
+func (r *Reader) Value() (any, error) { return r.ValueShape(nil) }
+
 // ValueShape reads the next value, decoding of an object only the members
 // s names (each with its own Shape; nil: all of it). A member left out is
 // checked and kept as Skipped. An array's elements are each read with s.
 func (r *Reader) ValueShape(s Shape) (any, error) {
-	if s == nil {
-		return r.Value()
-	}
-	switch r.space() {
-	case '{':
-		m := make(map[string]any)
-		if empty, err := r.open('}'); empty || err != nil {
-			return m, err
-		}
-		for {
-			key, err := r.key(true)
-			if err != nil {
-				return m, err
-			}
-			v := Skipped
-			if sub, ok := s[key]; ok {
-				v, err = r.ValueShape(sub)
-			} else {
-				err = r.Skip()
-			}
-			m[key] = v
-			if err != nil {
-				return m, err
-			}
-			if more, err := r.next('}'); !more || err != nil {
-				return m, err
-			}
-		}
-	case '[':
-		a := make([]any, 0)
-		if empty, err := r.open(']'); empty || err != nil {
-			return a, err
-		}
-		for {
-			v, err := r.ValueShape(s)
-			a = append(a, v)
-			if err != nil {
-				return a, err
-			}
-			if more, err := r.next(']'); !more || err != nil {
-				return a, err
-			}
-		}
-	}
-	return r.Value()
-}
-
-// Value reads and decodes the next value.
-func (r *Reader) Value() (any, error) {
 	switch c := r.space(); c {
 	case '{':
-		return r.objectValue()
+		return r.objectValue(s)
 	case '[':
-		return r.arrayValue()
+		return r.arrayValue(s)
 	case '"':
 		return r.strValue()
 	case 't':
@@ -381,7 +335,7 @@ func (r *Reader) Value() (any, error) {
 
 // objectValue and arrayValue are object and array without a callback,
 // which would cost an allocation per object.
-func (r *Reader) objectValue() (map[string]any, error) {
+func (r *Reader) objectValue(s Shape) (map[string]any, error) {
 	m := make(map[string]any)
 	if empty, err := r.open('}'); empty || err != nil {
 		return m, err
@@ -391,7 +345,12 @@ func (r *Reader) objectValue() (map[string]any, error) {
 		if err != nil {
 			return m, err
 		}
-		v, err := r.Value()
+		v := Skipped
+		if sub, ok := s[key]; s == nil || ok {
+			v, err = r.ValueShape(sub)
+		} else {
+			err = r.Skip()
+		}
 		m[key] = v
 		if err != nil {
 			return m, err
@@ -402,13 +361,13 @@ func (r *Reader) objectValue() (map[string]any, error) {
 	}
 }
 
-func (r *Reader) arrayValue() ([]any, error) {
+func (r *Reader) arrayValue(s Shape) ([]any, error) {
 	a := make([]any, 0)
 	if empty, err := r.open(']'); empty || err != nil {
 		return a, err
 	}
 	for {
-		v, err := r.Value()
+		v, err := r.ValueShape(s)
 		a = append(a, v)
 		if err != nil {
 			return a, err
@@ -505,34 +464,37 @@ func (r *Reader) digits() int {
 
 // str reads a string whose '"' is next.
 func (r *Reader) str() (string, error) {
-	end, plain := r.plainStr()
-	switch {
-	case !plain:
-		return r.strSlow()
-	case end-r.pos-1 > maxShared:
-		s := string(r.data[r.pos+1 : end])
-		r.pos = end + 1
-		return s, nil
+	e, s, err := r.strEntry()
+	if e != nil {
+		s = e.s
 	}
-	s := r.recent[r.recentIndex(r.data[r.pos+1:end])].s
-	r.pos = end + 1
-	return s, nil
+	return s, err
 }
 
 // strValue is str boxed (sharing the boxes of short strings too).
 func (r *Reader) strValue() (any, error) {
+	e, s, err := r.strEntry()
+	if e != nil {
+		return e.v, nil
+	}
+	return s, err
+}
+
+// strEntry reads a string whose '"' is next: a short plain one as its entry
+// in recent, any other as s.
+func (r *Reader) strEntry() (e *recentString, s string, err error) {
 	end, plain := r.plainStr()
 	switch {
 	case !plain:
-		return r.strSlow()
+		s, err = r.strSlow()
+		return nil, s, err
 	case end-r.pos-1 > maxShared:
-		s := string(r.data[r.pos+1 : end])
-		r.pos = end + 1
-		return s, nil
+		s = string(r.data[r.pos+1 : end])
+	default:
+		e = &r.recent[r.recentIndex(r.data[r.pos+1:end])]
 	}
-	v := r.recent[r.recentIndex(r.data[r.pos+1:end])].v
 	r.pos = end + 1
-	return v, nil
+	return e, s, nil
 }
 
 // plainStr finds the closing quote of a string that is plain ASCII without
