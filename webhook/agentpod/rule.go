@@ -130,11 +130,13 @@ const MaxStatusLen = 4096
 const statusMore = "; and %d more containers: %d injected, %d present, %d skipped"
 
 // PodReads is what MutatePod reads of a Pod, for a server that decodes only
-// that (obj.Shape): of the containers, only name and environment. The tests
-// run every case on both the whole and the shaped object.
+// that (obj.Shape): not managedFields, and of the containers only name and
+// environment. The tests run every case on both the whole and the shaped
+// object. (name, namespace and generateName are for the webhook's log.)
 var PodReads = obj.Shape{
-	"apiVersion": nil, "kind": nil, "metadata": nil,
-	"spec": {"containers": containerReads, "initContainers": containerReads},
+	"apiVersion": nil, "kind": nil,
+	"metadata": {"name": nil, "namespace": nil, "generateName": nil, "labels": nil, "annotations": nil, "ownerReferences": nil},
+	"spec":     {"containers": containerReads, "initContainers": containerReads},
 }
 
 var containerReads = obj.Shape{"name": nil, "env": nil, "envFrom": nil}

@@ -83,11 +83,13 @@ var sides = []struct {
 }
 
 // Reads is what Mutate reads of a Rollout, for a server that decodes only
-// that (obj.Shape): not the pod template's spec nor status, the bulk of a
-// Rollout. The tests run every case on both the whole and the shaped object.
+// that (obj.Shape): not managedFields, the pod template's spec nor status,
+// the bulk of a Rollout. The tests run every case on both the whole and the
+// shaped object. (name, namespace and generateName are for the webhook's log.)
 var Reads = obj.Shape{
-	"apiVersion": nil, "kind": nil, "metadata": nil,
-	"spec": {"strategy": nil, "selector": nil, "workloadRef": nil, "template": {"metadata": nil}},
+	"apiVersion": nil, "kind": nil,
+	"metadata": {"name": nil, "namespace": nil, "generateName": nil, "annotations": nil, "deletionTimestamp": nil},
+	"spec":     {"strategy": nil, "selector": nil, "workloadRef": nil, "template": {"metadata": nil}},
 }
 
 // Mutate applies SPEC 2 to a Rollout. It returns the object to admit (the
