@@ -100,9 +100,11 @@ func writeReview(w http.ResponseWriter, apiVersion string, resp admission.Respon
 // field names case-sensitive, unknown fields ignored, the last of duplicate
 // keys wins, null leaves a field as it is, a wrong type is an error.
 // TestDecodeReviewMatchesControllerRuntime and FuzzDecodeReview hold the two
-// to the same request. It is stricter in one way: a body that is not an
-// AdmissionReview with a request and a uid, or that carries a response, is
-// refused (controller-runtime would hand the handler an empty request).
+// to the same request. It is stricter on purpose: it reads JSON only (the
+// apiserver sends nothing else; controller-runtime also reads YAML), and it
+// refuses a body that is not an AdmissionReview with a request and a uid, or
+// that carries a response (controller-runtime would hand the handler an empty
+// or made-up request).
 func decodeReview(body []byte, reads obj.Shape) (apiVersion string, req admission.Request, err error) {
 	r := obj.Borrow(body)
 	defer r.Return()
