@@ -40,8 +40,8 @@ type Reader struct {
 	depth int
 	// recent holds short strings already made, by a hash of their bytes:
 	// keys and values such as "name", "value", "TCP" repeat throughout an
-	// object, and reusing them (and their boxed form) saves most of the
-	// allocations of a decode.
+	// object, and reusing them (and their boxed form) saves about a
+	// quarter of the allocations of a decode.
 	recent [256]recentString
 }
 
