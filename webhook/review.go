@@ -22,6 +22,10 @@ import (
 // maxReviewBytes is controller-runtime's limit for a review body.
 const maxReviewBytes = 7 << 20
 
+// maxPreallocBytes bounds the buffer allocated from a Content-Length header;
+// reviews of agent pods and Rollouts are tens of KiB.
+const maxPreallocBytes = 256 << 10
+
 // reviewHandler serves one webhook path. It stands where controller-runtime's
 // admission.Webhook.ServeHTTP would, with the same answers (HTTP 200 and an
 // AdmissionReview; 400 for a bad body, 413 for one over 7 MiB), and hands the
@@ -51,10 +55,12 @@ func (h *reviewHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer r.Body.Close()
 	limited := &io.LimitedReader{R: r.Body, N: maxReviewBytes}
 	var buf bytes.Buffer
-	if r.ContentLength > 0 && r.ContentLength < maxReviewBytes {
+	if r.ContentLength > 0 {
 		// One allocation of the right size, where io.ReadAll would grow
 		// its buffer from 512 bytes, copying, to the size of the review.
-		buf.Grow(int(r.ContentLength) + bytes.MinRead)
+		// Capped: a client announcing a large body must send it before
+		// it costs more memory.
+		buf.Grow(int(min(r.ContentLength, maxPreallocBytes)) + bytes.MinRead)
 	}
 	_, err := buf.ReadFrom(limited)
 	body := buf.Bytes()
