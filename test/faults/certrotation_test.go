@@ -83,7 +83,9 @@ func TestCertificateReplacedUnderLoad(t *testing.T) {
 			if mode == "secret-volume" {
 				newSerial, err = swapSecretVolume(certDir, newCA)
 			} else {
-				newSerial, err = rewriteInPlace(certDir, newCA)
+				newSerial, err = rewriteInPlace(certDir, newCA, func() {
+					underLoad(50, "50 reviews while key and certificate on disk do not match")
+				})
 			}
 			if err != nil {
 				stop()
@@ -175,8 +177,9 @@ func swapSecretVolume(certDir string, ca *bench.CA) (*big.Int, error) {
 	return sn, nil
 }
 
-// rewriteInPlace truncates and rewrites tls.key, then tls.crt.
-func rewriteInPlace(certDir string, ca *bench.CA) (*big.Int, error) {
+// rewriteInPlace truncates and rewrites tls.key, then tls.crt; between
+// runs while the two do not match.
+func rewriteInPlace(certDir string, ca *bench.CA, between func()) (*big.Int, error) {
 	certPEM, keyPEM, sn, err := ca.Serving()
 	if err != nil {
 		return nil, err
@@ -184,7 +187,7 @@ func rewriteInPlace(certDir string, ca *bench.CA) (*big.Int, error) {
 	if err := os.WriteFile(filepath.Join(certDir, "tls.key"), keyPEM, 0o600); err != nil {
 		return nil, err
 	}
-	time.Sleep(20 * time.Millisecond) // a visible window where key and certificate do not match
+	between()
 	if err := os.WriteFile(filepath.Join(certDir, "tls.crt"), certPEM, 0o600); err != nil {
 		return nil, err
 	}
