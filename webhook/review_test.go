@@ -12,6 +12,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/go-logr/logr"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -187,4 +188,60 @@ func TestDecodeReviewErrorsNameTheField(t *testing.T) {
 			t.Errorf("%s: error %v, want %q", old, err, want)
 		}
 	}
+}
+
+// wholeMux is evMux with request.object decoded whole, as before shapes.
+func wholeMux(tb testing.TB) *http.ServeMux {
+	tb.Helper()
+	mux := http.NewServeMux()
+	for path, wh := range newWebhooks(Options{Rules: evRules(tb), Logger: logr.Discard()}) {
+		wh.(*reviewHandler).reads = nil
+		mux.Handle(path, wh)
+	}
+	return mux
+}
+
+// checkShapedMatchesWhole: the answer (HTTP status and body, byte for byte)
+// is the same whether request.object is decoded whole or as the rule's shape.
+func checkShapedMatchesWhole(t *testing.T, shaped, whole http.Handler, path string, body []byte) {
+	t.Helper()
+	a := evServe(shaped, http.MethodPost, path, "application/json", body)
+	b := evServe(whole, http.MethodPost, path, "application/json", body)
+	if a.HTTPStatus != b.HTTPStatus || !bytes.Equal(a.Raw, b.Raw) {
+		t.Fatalf("%s %.300q:\nshaped %d %s\nwhole  %d %s", path, body, a.HTTPStatus, a.Raw, b.HTTPStatus, b.Raw)
+	}
+}
+
+// shapeBodies are reviews for both webhooks: the review edge cases, the
+// golden requests, and agent pods from the Helm renders.
+func shapeBodies(tb testing.TB) [][]byte {
+	bodies := reviewBodies(tb)
+	for _, file := range []string{"default.yaml", "pod-labels-as-tags.yaml", "role-already-mapped.yaml"} {
+		bodies = append(bodies, evReview(tb, AgentPodPath, evHelmPod(tb, file)))
+	}
+	return append(bodies, evReview(tb, RolloutPath, evUnknownFields(tb)))
+}
+
+func TestShapedMatchesWhole(t *testing.T) {
+	shaped, whole := evMux(t, logr.Discard()), wholeMux(t)
+	for _, body := range shapeBodies(t) {
+		for _, path := range []string{RolloutPath, AgentPodPath} {
+			checkShapedMatchesWhole(t, shaped, whole, path, body)
+		}
+	}
+}
+
+func FuzzShapedMatchesWhole(f *testing.F) {
+	for _, body := range shapeBodies(f) {
+		f.Add(uint8(0), body)
+		f.Add(uint8(1), body)
+	}
+	shaped, whole := evMux(f, logr.Discard()), wholeMux(f)
+	f.Fuzz(func(t *testing.T, sel uint8, body []byte) {
+		path := RolloutPath
+		if sel%2 == 1 {
+			path = AgentPodPath
+		}
+		checkShapedMatchesWhole(t, shaped, whole, path, body)
+	})
 }
