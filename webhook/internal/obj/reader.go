@@ -129,8 +129,8 @@ func (r *Reader) Kind() byte {
 	return 0
 }
 
-// KindName names a Kind for messages ("an object", ...).
-func KindName(k byte) string {
+// kindName names a Kind for messages ("an object", ...).
+func kindName(k byte) string {
 	switch k {
 	case '{':
 		return "an object"
@@ -163,7 +163,7 @@ func (r *Reader) Members(fn func(key string) error) error {
 		if k == 0 {
 			return r.unexpected("looking for beginning of value")
 		}
-		return r.errorf("expected an object, got %s", KindName(k))
+		return r.errorf("expected an object, got %s", kindName(k))
 	}
 	return r.object(fn, true)
 }
@@ -248,7 +248,7 @@ func (r *Reader) Elements(fn func() error) error {
 		if k == 0 {
 			return r.unexpected("looking for beginning of value")
 		}
-		return r.errorf("expected an array, got %s", KindName(k))
+		return r.errorf("expected an array, got %s", kindName(k))
 	}
 	return r.array(fn)
 }
@@ -264,7 +264,7 @@ func (r *Reader) String() (string, error) {
 	case 0:
 		return "", r.unexpected("looking for beginning of value")
 	default:
-		return "", r.errorf("expected a string, got %s", KindName(k))
+		return "", r.errorf("expected a string, got %s", kindName(k))
 	}
 }
 
@@ -282,7 +282,7 @@ func (r *Reader) Bool() (*bool, error) {
 	case 0:
 		return nil, r.unexpected("looking for beginning of value")
 	default:
-		return nil, r.errorf("expected a boolean, got %s", KindName(k))
+		return nil, r.errorf("expected a boolean, got %s", kindName(k))
 	}
 }
 
