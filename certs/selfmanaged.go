@@ -35,7 +35,7 @@ const (
 	AnnotationTrusted = "canary-tagger.io/next-trusted-since" // when next.crt's CA was seen in every caBundle
 )
 
-// SelfManaged runs TLS for clusters without cert-manager (SPEC 4): it keeps a
+// SelfManaged runs TLS for clusters without cert-manager (contract 4): it keeps a
 // CA and a serving certificate for the Service's DNS names in one Secret,
 // writes the CA into the caBundle of every webhook of the
 // MutatingWebhookConfiguration, publishes the certificate in CertDir for

@@ -41,8 +41,8 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/config"
 )
 
-// evFixtures is <repo>/../shared/fixtures/datadog-helm, read in place.
-var evFixtures = filepath.Join("..", "..", "shared", "fixtures", "datadog-helm")
+// evFixtures is test/testdata/datadog-helm.
+var evFixtures = filepath.Join("..", "test", "testdata", "datadog-helm")
 
 func evRules(tb testing.TB) config.Rules {
 	tb.Helper()
@@ -320,7 +320,7 @@ func evCheckPatch(path string, object, patch []byte) ([]byte, error) {
 			switch p := parent.(type) {
 			case map[string]any:
 				// Adding over a null member is how the webhook fills a
-				// `field: null` (SPEC 2.4 add-only); anything else must be new.
+				// `field: null` (contract 2.4 add-only); anything else must be new.
 				if v, exists := p[last]; exists && v != nil {
 					return nil, fmt.Errorf("add %s overwrites an existing field", op.Path)
 				}

@@ -31,7 +31,7 @@ const goldenDir = "testdata/golden"
 
 // helmFixture is a Datadog Helm chart render shared by the whole project; it
 // lives outside the repository and is read, never copied.
-var helmFixture = filepath.Join("..", "..", "shared", "fixtures", "datadog-helm", "pod-labels-as-tags.yaml")
+var helmFixture = filepath.Join("..", "test", "testdata", "datadog-helm", "pod-labels-as-tags.yaml")
 
 // TestGolden posts each testdata/golden/<case>.request.json (plus requests
 // built at test time) through the real HTTP handlers and compares the
@@ -77,7 +77,7 @@ func TestGolden(t *testing.T) {
 			if path == RolloutPath {
 				for _, op := range patch {
 					if op["op"] != "add" {
-						t.Errorf("Rollout patch has a %v operation: %v (SPEC 2.4: add only)", op["op"], op)
+						t.Errorf("Rollout patch has a %v operation: %v (contract 2.4: add only)", op["op"], op)
 					}
 				}
 			}

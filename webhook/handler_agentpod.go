@@ -14,7 +14,7 @@ import (
 
 var podsResource = schema.GroupResource{Resource: "pods"}
 
-// agentPodHandler serves /mutate-agent-pod (SPEC 3): CREATE of pods only.
+// agentPodHandler serves /mutate-agent-pod (contract 3): CREATE of pods only.
 // The agent reads its environment at start-up, so changing a running pod
 // (UPDATE) would mean nothing, and the apiserver forbids it anyway.
 type agentPodHandler struct {

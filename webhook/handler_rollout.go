@@ -13,7 +13,7 @@ import (
 
 var rolloutsResource = schema.GroupResource{Group: rollout.Group, Resource: "rollouts"}
 
-// rolloutHandler serves /mutate-rollout (SPEC 2): CREATE and UPDATE of
+// rolloutHandler serves /mutate-rollout (contract 2): CREATE and UPDATE of
 // rollouts, not rollouts/status. Dry runs need no special case: the only side
 // effect is the workloadRef GET, a read.
 type rolloutHandler struct {

@@ -20,7 +20,7 @@ import (
 )
 
 // TestReviewLogLine: one JSON line per review with what an operator needs
-// to find it (SPEC 5).
+// to find it (contract 5).
 func TestReviewLogLine(t *testing.T) {
 	var buf bytes.Buffer
 	o := testOptions(t, fakeAPIServer(t, nil).URL)

@@ -77,7 +77,7 @@ func carriesSkipped(ops []jsonpatch.JsonPatchOperation) bool {
 // same object on every golden and fuzz case.
 //
 // A member that was absent or null gets "add" (RFC 6902 add replaces a
-// null), so the rules' patches are add-only (SPEC 2.4); a changed scalar
+// null), so the rules' patches are add-only (contract 2.4); a changed scalar
 // (the agent's env value) gets "replace". Keys are visited in order, so the
 // patch is deterministic.
 func treePatch(in, out map[string]any) []jsonpatch.JsonPatchOperation {

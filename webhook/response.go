@@ -68,7 +68,7 @@ func (r recorder) finish(req admission.Request, d decision, resp admission.Respo
 }
 
 // malformed answers a review whose what (the envelope, or request.object)
-// is unusable: the caller's mistake, so 400 (SPEC 7), never a 500.
+// is unusable: the caller's mistake, so 400 (contract 7), never a 500.
 func (r recorder) malformed(req admission.Request, what string, err error) admission.Response {
 	return r.malformedCode(req, http.StatusBadRequest, fmt.Errorf("%s: %w", what, err))
 }

@@ -38,7 +38,7 @@ const maxPreallocBytes = 256 << 10
 // 19 KB agent pod, that is the difference between answering slower than a
 // webhook that does nothing and answering faster (docs/benchmarks.md).
 //
-// It also answers 400 (SPEC 7) to a body that is not an AdmissionReview with
+// It also answers 400 (contract 7) to a body that is not an AdmissionReview with
 // a request and a uid, which controller-runtime would hand to the handler as
 // an empty request, and counts and logs every bad body as outcome "error".
 type reviewHandler struct {

@@ -1,4 +1,4 @@
-// Package webhook is canary-tagger's admission server (SPEC 5): the two
+// Package webhook is canary-tagger's admission server (contract 5): the two
 // mutating webhooks on controller-runtime's webhook server, health probes and
 // Prometheus metrics. The rules themselves live in rollout and agentpod.
 package webhook
@@ -25,7 +25,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
 
-// Paths of the two webhooks (SPEC 1).
+// Paths of the two webhooks (contract 1).
 const (
 	RolloutPath  = "/mutate-rollout"
 	AgentPodPath = "/mutate-agent-pod"
@@ -53,7 +53,7 @@ type Options struct {
 	// EnableHTTP2 offers h2 in ALPN. Off by default (CVE-2023-44487).
 	EnableHTTP2 bool
 
-	// CheckWorkloadRef reads the template of a Rollout's workloadRef (SPEC
+	// CheckWorkloadRef reads the template of a Rollout's workloadRef (contract
 	// 2.2) with a client built on first use from RESTConfig (default
 	// controller-runtime's GetConfig: --kubeconfig, KUBECONFIG, in-cluster,
 	// ~/.kube/config).

@@ -112,7 +112,7 @@ func TestServerServesBothWebhooks(t *testing.T) {
 
 // TestServerMalformedBodies records what controller-runtime answers a body
 // that is not an AdmissionReview: HTTP 200 with an AdmissionReview whose
-// response has allowed=false and status code 400 (SPEC 7), never a 500.
+// response has allowed=false and status code 400 (contract 7), never a 500.
 func TestServerMalformedBodies(t *testing.T) {
 	s := startServer(t, testOptions(t, "http://127.0.0.1:1"))
 	s.waitReady(t)

@@ -38,7 +38,7 @@ const (
 )
 
 // workloadRefs reads the pod template labels of a Rollout's workloadRef
-// (SPEC 2.2). Its client is read-only (GET only) and built on first use, so
+// (contract 2.2). Its client is read-only (GET only) and built on first use, so
 // the server starts and serves without any cluster access; a Rollout that
 // cannot be checked is injected with a warning by the rule.
 type workloadRefs struct {

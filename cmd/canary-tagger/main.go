@@ -1,5 +1,5 @@
 // Command canary-tagger labels Argo Rollouts canary and stable pods and makes
-// the Datadog Agent tag them (see SPEC.md). Subcommands: serve (the admission
+// the Datadog Agent tag them (see docs/contract.md). Subcommands: serve (the admission
 // webhook), mutate (the same rules on manifests, offline), version.
 package main
 

@@ -31,7 +31,7 @@ Exit status: 0 done; 1 with --check, some document would change; 2 error
 Flags:
 `
 
-// runMutate is the `mutate` subcommand (SPEC 6). Exit codes: 0 ok, 1 --check
+// runMutate is the `mutate` subcommand (contract 6). Exit codes: 0 ok, 1 --check
 // found changes, 2 error (nothing written).
 func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
@@ -68,7 +68,7 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return 2
 	}
 	// Everything is read, parsed and mutated before a byte is written, so an
-	// error in the last document leaves stdout empty (SPEC 7).
+	// error in the last document leaves stdout empty (contract 7).
 	res, err := offline.Process(inputs, offline.Options{Rollout: rules.Rollout, AgentPod: rules.AgentPod})
 	if err != nil {
 		for _, line := range strings.Split(err.Error(), "\n") {

@@ -17,10 +17,10 @@ import (
 var update = flag.Bool("update", false, "rewrite the golden files of the mutate fixture tests")
 
 // fixtures are the Datadog Helm chart renders shared by the project, read in
-// place (<repo root>/../shared/fixtures/datadog-helm), never copied.
+// test/testdata/datadog-helm.
 func fixtures(t *testing.T) string {
 	t.Helper()
-	dir, err := filepath.Abs(filepath.Join("..", "..", "..", "shared", "fixtures", "datadog-helm"))
+	dir, err := filepath.Abs(filepath.Join("..", "..", "test", "testdata", "datadog-helm"))
 	if err != nil {
 		t.Fatal(err)
 	}

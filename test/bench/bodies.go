@@ -28,7 +28,7 @@ import (
 // Module is the project's module; RepoRoot looks for its go.mod.
 const Module = harness.Module
 
-// Paths of the two webhooks (SPEC 1).
+// Paths of the two webhooks (contract 1).
 const (
 	PathRollout  = "/mutate-rollout"
 	PathAgentPod = "/mutate-agent-pod"
@@ -50,7 +50,7 @@ func RepoRoot() (string, error) { return harness.RepoRoot() }
 // FixturesDir is where the Datadog Helm chart renders live: next to the
 // repository, read in place (never copied).
 func FixturesDir(repo string) string {
-	return filepath.Join(repo, "..", "shared", "fixtures", "datadog-helm")
+	return filepath.Join(repo, "test", "testdata", "datadog-helm")
 }
 
 // SeedRollout returns the seed's Rollout as the apiserver sends it on CREATE
@@ -135,7 +135,7 @@ func HelmAgentDaemonSet(repo, file string) (map[string]any, error) {
 	path := filepath.Join(FixturesDir(repo), file)
 	raw, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("Datadog Helm chart render %s not found: the shared fixtures live next to the repository (<repo>/../shared/fixtures/datadog-helm)", path)
+		return nil, fmt.Errorf("Datadog Helm chart render %s not found: the fixtures live in test/testdata/datadog-helm", path)
 	} else if err != nil {
 		return nil, err
 	}

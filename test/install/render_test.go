@@ -237,9 +237,9 @@ func containerPort(t *testing.T, c corev1.Container, nameOrNumber string) int32 
 }
 
 // TestEntryPointsRender renders every entry point with `kubectl kustomize` and
-// checks that the pieces fit together: SPEC 4's webhook configuration for the
+// checks that the pieces fit together: contract 4's webhook configuration for the
 // entry point's mode, the Service and Deployment it calls, the settings being
-// valid SPEC 1 flags and the agent selector equal to the objectSelector, the
+// valid contract 1 flags and the agent selector equal to the objectSelector, the
 // hardened Deployment, the PodDisruptionBudget, the NetworkPolicy and RBAC.
 func TestEntryPointsRender(t *testing.T) {
 	for _, ep := range entryPoints {
@@ -260,7 +260,7 @@ func TestEntryPointsRender(t *testing.T) {
 				t.Errorf("image %q, want %q (set through kustomize images:)", c.Image, want)
 			}
 
-			// SPEC 1: the settings are valid flags.
+			// contract 1: the settings are valid flags.
 			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 			var flags config.Flags
 			flags.Register(fs)
@@ -279,7 +279,7 @@ func TestEntryPointsRender(t *testing.T) {
 				t.Errorf("the rendered settings are refused by serve: %v", err)
 			}
 
-			// SPEC 4: webhook configuration.
+			// contract 4: webhook configuration.
 			if len(mwc.Webhooks) != 2 {
 				t.Fatalf("%d webhooks, want 2", len(mwc.Webhooks))
 			}
@@ -290,7 +290,7 @@ func TestEntryPointsRender(t *testing.T) {
 					w.FailurePolicy == nil || *w.FailurePolicy != admissionv1.Ignore ||
 					w.MatchPolicy == nil || *w.MatchPolicy != admissionv1.Equivalent ||
 					w.ReinvocationPolicy == nil || *w.ReinvocationPolicy != admissionv1.IfNeededReinvocationPolicy {
-					t.Errorf("webhook %s does not have SPEC 4's settings: %+v", w.Name, w)
+					t.Errorf("webhook %s does not have contract 4's settings: %+v", w.Name, w)
 				}
 				s := w.ClientConfig.Service
 				if s == nil || w.ClientConfig.URL != nil {

@@ -26,10 +26,10 @@ func datadogFixture(t *testing.T) string {
 	t.Helper()
 	p := os.Getenv("DATADOG_HELM_FIXTURE")
 	if p == "" {
-		p = filepath.Join(env.Repo, "..", "shared", "fixtures", "datadog-helm", "default.yaml")
+		p = filepath.Join(env.Repo, "test", "testdata", "datadog-helm", "default.yaml")
 	}
 	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("Datadog Helm fixture not found (%v): it lives in ../shared beside the repository; or set DATADOG_HELM_FIXTURE to a render of the datadog chart", err)
+		t.Fatalf("Datadog Helm fixture not found (%v): it lives in test/testdata/datadog-helm; or set DATADOG_HELM_FIXTURE to a render of the datadog chart", err)
 	}
 	return p
 }
@@ -38,7 +38,7 @@ const datadogNamespace = "datadog"
 
 // Case 11: the Datadog chart's DaemonSet in namespace datadog, and pods
 // created the way the DaemonSet controller creates them (there is no
-// kube-controller-manager here): agent pods are patched as SPEC 3 says; pods
+// kube-controller-manager here): agent pods are patched as contract 3 says; pods
 // without the agent label never reach the webhook.
 func TestDatadogAgentDaemonSetPods(t *testing.T) {
 	fixture := datadogFixture(t)
@@ -85,7 +85,7 @@ func TestDatadogAgentDaemonSetPods(t *testing.T) {
 		t.Logf("%s: %s", agentpod.StatusAnnotation, status)
 		stripped := pod.Spec.DeepCopy()
 		for i, c := range pod.Spec.Containers {
-			// SPEC 3.3: no entry, no envFrom in the chart's containers → one
+			// contract 3.3: no entry, no envFrom in the chart's containers → one
 			// entry appended, with the compact JSON mapping.
 			var entries, rest []corev1.EnvVar
 			for _, e := range c.Env {
@@ -105,7 +105,7 @@ func TestDatadogAgentDaemonSetPods(t *testing.T) {
 			wantContains(t, "status annotation", status, c.Name+": injected")
 		}
 		// Nothing else in the spec changed; in particular init containers that
-		// do not declare the variable are left alone (SPEC 3.2).
+		// do not declare the variable are left alone (contract 3.2).
 		if !apiequality.Semantic.DeepEqual(*stripped, baseline.Spec) {
 			t.Errorf("pod spec differs from the same pod without the webhook beyond %s (- webhook, + without):\n%s",
 				agentpod.EnvName, diff.Diff(*stripped, baseline.Spec))

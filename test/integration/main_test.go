@@ -1,5 +1,5 @@
 // Package integration proves canary-tagger inside a real kube-apiserver, with
-// the real Argo Rollouts CRD and the real kubectl (SPEC sections 2-4, issue 3).
+// the real Argo Rollouts CRD and the real kubectl (contract sections 2-4, issue 3).
 //
 // One control plane (envtest: etcd + kube-apiserver from bin/k8s) serves the
 // whole package; each test works in namespaces of its own. Tests that change

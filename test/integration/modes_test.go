@@ -9,7 +9,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
-// Case 9: the two registration modes of SPEC 4, rendered from manifests/
+// Case 9: the two registration modes of contract 4, rendered from manifests/
 // (base, and base + components/namespace-opt-in), and the per-Rollout opt-out.
 func TestNamespaceModes(t *testing.T) {
 	t.Cleanup(func() { restoreDefault(t) })

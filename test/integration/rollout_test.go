@@ -209,7 +209,7 @@ func TestClientSideApplyDroppingMetadataReinjects(t *testing.T) {
 `)
 	mustKubectl(t, "apply", "-n", ns, "-f", withMetadata)
 	got := getRollout(t, ns, "demo")
-	// The user's values win (SPEC 2.3).
+	// The user's values win (contract 2.3).
 	if v, _ := nested(got.Object, "spec", "strategy", "canary", "stableMetadata", "labels", key); v != "prod-stable" {
 		t.Fatalf("stableMetadata.labels.%s = %v, want the user's prod-stable", key, v)
 	}

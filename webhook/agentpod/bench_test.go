@@ -2,7 +2,7 @@ package agentpod_test
 
 // BenchmarkMutate measures the agent-pod rule alone (no decoding, no patch) on
 // agent pods built from the Datadog Helm chart's renders (read in place from
-// <repo>/../shared/fixtures/datadog-helm; skipped when absent) and on one
+// test/testdata/datadog-helm) and on one
 // shaped like the Datadog Operator's. Compare runs with benchstat:
 //
 //	go test -run '^$' -bench BenchmarkMutate -benchmem -count 10 ./webhook/agentpod > new.txt
@@ -26,7 +26,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
 )
 
-const benchFixtures = "../../../shared/fixtures/datadog-helm"
+const benchFixtures = "../../test/testdata/datadog-helm"
 
 func benchOpts(b *testing.B) agentpod.Options {
 	sel, err := labels.Parse("agent.datadoghq.com/component=agent")

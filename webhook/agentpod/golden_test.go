@@ -18,9 +18,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml from the
 // fixtureDir holds the Datadog Helm chart renders, read in place: the repo's
 // CI clones it with shared/ beside it (<repo>/../shared), and this package is
 // <repo>/webhook/agentpod.
-const fixtureDir = "../../../shared/fixtures/datadog-helm"
+const fixtureDir = "../../test/testdata/datadog-helm"
 
-// fixtures says, per render, which containers SPEC 3.2 handles in the agent
+// fixtures says, per render, which containers contract 3.2 handles in the agent
 // DaemonSet (containers, then init containers that declare the variable) and
 // what each must end up with.
 var fixtures = []struct {
@@ -238,7 +238,7 @@ func checkFixtureDaemonSet(t *testing.T, handled []string, action agentpod.Actio
 		t.Errorf("DaemonSet changed although every container maps the key")
 	}
 	if !reflect.DeepEqual(at(in, "/spec/template/metadata"), at(out, "/spec/template/metadata")) {
-		t.Errorf("DaemonSet template metadata changed (no status annotation on templates, SPEC 6)")
+		t.Errorf("DaemonSet template metadata changed (no status annotation on templates, contract 6)")
 	}
 }
 

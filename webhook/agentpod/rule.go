@@ -1,4 +1,4 @@
-// Package agentpod is the Datadog Agent pod rule (SPEC 3): make every agent
+// Package agentpod is the Datadog Agent pod rule (contract 3): make every agent
 // container map the role label to a tag in DD_KUBERNETES_POD_LABELS_AS_TAGS,
 // keeping every mapping already there, and say per container what it did in
 // the pod's status annotation.
@@ -23,7 +23,7 @@ import (
 // EnvName is the agent's variable: a JSON object, pod label → tag name.
 const EnvName = "DD_KUBERNETES_POD_LABELS_AS_TAGS"
 
-// StatusAnnotation records per container what canary-tagger did (SPEC 3.5).
+// StatusAnnotation records per container what canary-tagger did (contract 3.5).
 const StatusAnnotation = "canary-tagger.io/status"
 
 // Options are the label key, the tag it maps to, and which pods are agents.
@@ -141,7 +141,7 @@ var PodReads = obj.Shape{
 
 var containerReads = obj.Shape{"name": nil, "env": nil, "envFrom": nil}
 
-// MutatePod applies SPEC 3 to a Pod: agent pods owned by a DaemonSet get the
+// MutatePod applies contract 3 to a Pod: agent pods owned by a DaemonSet get the
 // mapping and the status annotation. An existing status annotation is kept:
 // the apiserver may call the webhook again on its own output
 // (reinvocationPolicy: IfNeeded), and the first record is the true one.
@@ -187,8 +187,8 @@ func MutatePod(o map[string]any, opts Options) (map[string]any, Result) {
 	return out, res
 }
 
-// MutateDaemonSet applies SPEC 3 to the pod template of a DaemonSet whose
-// template matches the selector (SPEC 6, for manifests). No status annotation
+// MutateDaemonSet applies contract 3 to the pod template of a DaemonSet whose
+// template matches the selector (contract 6, for manifests). No status annotation
 // is written: it would change the template and restart the agents for nothing.
 func MutateDaemonSet(o map[string]any, opts Options) (map[string]any, Result) {
 	if k, _ := obj.String(o, "kind"); k != "DaemonSet" {
@@ -316,8 +316,8 @@ func mutatePodSpec(spec map[string]any, opts Options) (map[string]any, Result) {
 	return out, res
 }
 
-// mutateContainer applies SPEC 3.3 to one container. handled is false for an
-// init container that does not declare the variable (SPEC 3.2).
+// mutateContainer applies contract 3.3 to one container. handled is false for an
+// init container that does not declare the variable (contract 3.2).
 func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any, Container, bool) {
 	name, _ := c["name"].(string)
 	cr := Container{Name: name, Init: init}

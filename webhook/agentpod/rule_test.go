@@ -23,7 +23,7 @@ func selector(s string) labels.Selector {
 	return sel
 }
 
-// defaults are the SPEC 1 defaults.
+// defaults are the contract 1 defaults.
 var defaults = agentpod.Options{LabelKey: "role", TagName: "kube_role", Selector: selector("agent.datadoghq.com/component=agent")}
 
 const (
@@ -91,7 +91,7 @@ type tcase struct {
 const skipInvalid = "agent: skipped: " + string(agentpod.ReasonInvalidJSON)
 
 var podCases = []tcase{
-	// SPEC 3.1: which pods.
+	// contract 3.1: which pods.
 	{name: "3.1 not a Pod", in: `{apiVersion: v1, kind: Service, metadata: {` + agentMeta + `}, spec: {}}`, outcome: outcome.Skipped, reason: agentpod.ReasonNotPod},
 	{name: "3.1 selector mismatch", in: PM(`name: web, labels: {app: web}, `+dsOwner, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
 	{name: "3.1 selector mismatch: cluster agent", in: PM(`name: dca, labels: {agent.datadoghq.com/component: cluster-agent}, `+dsOwner, one(``)), outcome: outcome.Skipped, reason: agentpod.ReasonNotAgent},
@@ -119,7 +119,7 @@ var podCases = []tcase{
 	{name: "7 spec string", in: P(`"x"`), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec is a string"},
 	{name: "7 spec absent", in: `{apiVersion: v1, kind: Pod, metadata: {` + agentMeta + `}}`, outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec is null"},
 
-	// SPEC 3.2: which containers.
+	// contract 3.2: which containers.
 	{name: "3.2 every container, init container without the variable not handled",
 		in:      P(`{initContainers: [{name: init-volume, image: x, env: [{name: A, value: b}]}, {name: init-env-object, env: {}}], containers: [` + agent(``) + `, {name: trace-agent, env: []}, {name: process-agent, env: null}]}`),
 		outcome: outcome.Injected, status: "agent: injected; trace-agent: injected; process-agent: injected",
@@ -153,7 +153,7 @@ var podCases = []tcase{
 	{name: "7 containers entry string", in: P(`{containers: [` + agent(``) + `, "x"]}`), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec.containers[1] is a string"},
 	{name: "7 initContainers string", in: P(`{containers: [` + agent(``) + `], initContainers: "x"}`), outcome: outcome.Skipped, reason: agentpod.ReasonUnexpectedType, detail: "spec.initContainers is a string"},
 
-	// SPEC 3.3: per container.
+	// contract 3.3: per container.
 	{name: "3.3 no entry: appended after the others", in: P(one(`env: [{name: DD_SITE, value: datadoghq.com}, {name: DD_API_KEY, valueFrom: {secretKeyRef: {name: s, key: api-key}}}]`)),
 		outcome: outcome.Injected, status: "agent: injected",
 		want: PS("agent: injected", one(`env: [{name: DD_SITE, value: datadoghq.com}, {name: DD_API_KEY, valueFrom: {secretKeyRef: {name: s, key: api-key}}}, `+inj+`]`))},
@@ -255,7 +255,7 @@ var podCases = []tcase{
 		outcome: outcome.Injected, status: "agent: injected",
 		want: PS("agent: injected", `{hostPID: true, containers: [{name: agent, image: a, resources: {limits: {memory: 512Mi}}, ports: [{containerPort: 8125, protocol: UDP}], x-unknown: [1, 2.50, null], env: [`+inj+`]}], volumes: [{name: v, emptyDir: {}}]}`)},
 
-	// SPEC 3.5: the status annotation.
+	// contract 3.5: the status annotation.
 	{name: "3.5 one entry per container handled",
 		in: P(`{containers: [{name: agent, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"team_role"}'}]}, {name: trace-agent}, {name: process-agent, envFrom: [{configMapRef: {name: c}}]}, {name: system-probe, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: "{"}]}], ` +
 			`initContainers: [{name: init-volume}, {name: init-config, env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: ""}]}]}`),
@@ -277,7 +277,7 @@ var podCases = []tcase{
 		want: PM(agentMeta+`, annotations: []`, one(`env: [`+inj+`]`))},
 }
 
-// dsCases run MutateDaemonSet (SPEC 6: the manifest-time equivalent of 3).
+// dsCases run MutateDaemonSet (contract 6: the manifest-time equivalent of 3).
 var dsCases = []tcase{
 	{name: "6 not a DaemonSet", in: `{apiVersion: apps/v1, kind: Deployment, metadata: {name: d}, spec: {template: {metadata: {` + agentLabels + `}, spec: ` + one(``) + `}}}`,
 		outcome: outcome.Skipped, reason: agentpod.ReasonNotDaemonSet},
@@ -378,7 +378,7 @@ func TestContainers(t *testing.T) {
 }
 
 // TestStatusReadable: the annotation separates containers with "; ", so no
-// container-level reason may contain ";" (SPEC 3.5: short, readable).
+// container-level reason may contain ";" (contract 3.5: short, readable).
 func TestStatusReadable(t *testing.T) {
 	for _, r := range []agentpod.Reason{agentpod.ReasonValueFrom, agentpod.ReasonEnvFrom, agentpod.ReasonInvalidJSON, agentpod.ReasonDuplicateKeys, agentpod.ReasonUnexpectedType} {
 		if strings.Contains(string(r), ";") || len(r) > 100 {
@@ -386,7 +386,7 @@ func TestStatusReadable(t *testing.T) {
 		}
 	}
 	if !strings.Contains(string(agentpod.ReasonInvalidJSON), "drops it whole") {
-		t.Errorf("ReasonInvalidJSON must say the agent drops the value whole (SPEC 3.3): %q", agentpod.ReasonInvalidJSON)
+		t.Errorf("ReasonInvalidJSON must say the agent drops the value whole (contract 3.3): %q", agentpod.ReasonInvalidJSON)
 	}
 }
 

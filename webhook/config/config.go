@@ -1,4 +1,4 @@
-// Package config holds the settings shared by `serve` and `mutate` (SPEC 1):
+// Package config holds the settings shared by `serve` and `mutate` (contract 1):
 // which label to inject, its two values, the Datadog tag it maps to, and
 // which pods are Datadog agents. Both shells validate them the same way and
 // refuse to start with a message naming the flag.
@@ -17,7 +17,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
 
-// Defaults (SPEC 1).
+// Defaults (contract 1).
 const (
 	DefaultLabelKey      = "role"
 	DefaultStableValue   = "stable"

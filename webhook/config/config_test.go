@@ -29,7 +29,7 @@ func TestDefaults(t *testing.T) {
 	f := parse(t)
 	want := config.Flags{LabelKey: "role", StableValue: "stable", CanaryValue: "canary", TagName: "kube_role", AgentSelector: "agent.datadoghq.com/component=agent"}
 	if f != want {
-		t.Fatalf("defaults %+v, want SPEC 1 %+v", f, want)
+		t.Fatalf("defaults %+v, want contract 1 %+v", f, want)
 	}
 	r, err := f.Validate()
 	if err != nil {
@@ -76,7 +76,7 @@ func TestValid(t *testing.T) {
 }
 
 // TestInvalid: each invalid value is refused at start-up with a message
-// naming the flag (SPEC 1).
+// naming the flag (contract 1).
 func TestInvalid(t *testing.T) {
 	for _, c := range []struct {
 		arg  string

@@ -7,7 +7,7 @@ import (
 )
 
 // An edit is one change between a rule's input and its output. The rules
-// only add map keys, append list entries and replace values (SPEC 2.4: the
+// only add map keys, append list entries and replace values (contract 2.4: the
 // webhook's patch is made of "add" operations; the agent rule also rewrites
 // one env value), so these three kinds are all the writers need.
 type edit struct {

@@ -1,5 +1,5 @@
 // Package offline is the manifest-stream engine behind `canary-tagger mutate`
-// (SPEC 6): it applies the webhook's rules to the Kubernetes objects of a YAML
+// (contract 6): it applies the webhook's rules to the Kubernetes objects of a YAML
 // or JSON stream and writes the same stream back.
 //
 // It never re-implements a rule. Each document is decoded the way kubectl

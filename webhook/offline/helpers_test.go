@@ -8,7 +8,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/config"
 )
 
-// defaults are the rules' options with the SPEC 1 defaults.
+// defaults are the rules' options with the contract 1 defaults.
 func defaults(t *testing.T) Options {
 	t.Helper()
 	f := config.Flags{

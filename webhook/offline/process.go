@@ -19,7 +19,7 @@ import (
 // Process splits and decodes every input, applies the rules to each object
 // (and to each object of a List), and writes each change back into its
 // document. If any document cannot be parsed it returns an error naming
-// every such document and no result: nothing may be written then (SPEC 7).
+// every such document and no result: nothing may be written then (contract 7).
 func Process(inputs []Input, opts Options) (*Result, error) {
 	res := &Result{}
 	var errs []error

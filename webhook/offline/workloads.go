@@ -11,7 +11,7 @@ import (
 // workloads are the objects of the input a Rollout's spec.workloadRef may
 // name (the kinds Argo Rollouts supports), by "Kind/name". mutate has no
 // cluster to read, so it resolves workloadRef from the other documents of
-// its input, whatever file they come from (SPEC 2.2).
+// its input, whatever file they come from (contract 2.2).
 type workloads map[string][]workload
 
 type workload struct {

@@ -11,7 +11,7 @@ const (
 	Injected Outcome = "injected"
 	// Present: nothing to add, the user already set what canary-tagger would.
 	Present Outcome = "present"
-	// Conflict: the label key clashes with the object (SPEC 2.2); untouched, with a warning.
+	// Conflict: the label key clashes with the object (contract 2.2); untouched, with a warning.
 	Conflict Outcome = "conflict"
 	// Skipped: out of scope or opted out; untouched.
 	Skipped Outcome = "skipped"

@@ -47,7 +47,7 @@ type golden struct {
 }
 
 // docsResolver resolves a workloadRef from the other documents of the same
-// file, as `mutate` does (SPEC 2.2).
+// file, as `mutate` does (contract 2.2).
 func docsResolver(docs []objtest.Doc) rollout.TemplateLabels {
 	return func(ref rollout.WorkloadRef) (map[string]string, error) {
 		for _, d := range docs {

@@ -1,4 +1,4 @@
-// Package rollout is the Rollout rule (SPEC 2): give a canary Rollout's
+// Package rollout is the Rollout rule (contract 2): give a canary Rollout's
 // ephemeral metadata a role label for stable and canary pods, unless the user
 // already did, the key would clash, or the Rollout is out of scope.
 //
@@ -21,10 +21,10 @@ const (
 	Kind  = "Rollout"
 )
 
-// OptOutAnnotation with the value "false" leaves a Rollout untouched (SPEC 1).
+// OptOutAnnotation with the value "false" leaves a Rollout untouched (contract 1).
 const OptOutAnnotation = "canary-tagger.io/inject"
 
-// Options are the label key and values to inject (SPEC 1 flags).
+// Options are the label key and values to inject (contract 1 flags).
 type Options struct {
 	LabelKey    string
 	StableValue string
@@ -59,7 +59,7 @@ func (r WorkloadRef) String() string { return r.Kind + "/" + r.Name }
 
 // TemplateLabels returns the pod template labels of the workload a Rollout
 // references. An error (or a nil function) means "could not be read": the
-// rule then injects and warns that the template was not checked (SPEC 2.2).
+// rule then injects and warns that the template was not checked (contract 2.2).
 type TemplateLabels func(ref WorkloadRef) (map[string]string, error)
 
 // Result is what the rule decided, for metrics, logs, warnings and reports.
@@ -92,7 +92,7 @@ var Reads = obj.Shape{
 	"spec":     {"strategy": nil, "selector": nil, "workloadRef": nil, "template": {"metadata": nil}},
 }
 
-// Mutate applies SPEC 2 to a Rollout. It returns the object to admit (the
+// Mutate applies contract 2 to a Rollout. It returns the object to admit (the
 // input itself when nothing changes) and what it decided.
 func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[string]any, Result) {
 	if !isRollout(o) {
@@ -212,7 +212,7 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 	return out, res
 }
 
-// checkConflicts applies SPEC 2.2 to the Rollout's own selector and template.
+// checkConflicts applies contract 2.2 to the Rollout's own selector and template.
 func checkConflicts(o map[string]any, key string) (Result, bool) {
 	ml, k, at := obj.Find(o, "spec", "selector", "matchLabels")
 	switch k {

@@ -82,7 +82,7 @@ type tcase struct {
 }
 
 var cases = []tcase{
-	// SPEC 2.1: out of scope.
+	// contract 2.1: out of scope.
 	{name: "2.1 no strategy", in: R("", `{replicas: 1}`), outcome: outcome.Skipped, reason: rollout.ReasonNoCanary},
 	{name: "2.1 spec null", in: R("", `null`), outcome: outcome.Skipped, reason: rollout.ReasonNoCanary},
 	{name: "2.1 canary absent", in: R("", `{strategy: {}}`), outcome: outcome.Skipped, reason: rollout.ReasonNoCanary},
@@ -112,7 +112,7 @@ var cases = []tcase{
 	{name: "not a Rollout: group", in: `{apiVersion: example.com/v1, kind: Rollout, metadata: {name: web}, spec: {strategy: {canary: {steps: [{setWeight: 1}]}}}}`,
 		outcome: outcome.Skipped, reason: rollout.ReasonNotRollout},
 
-	// SPEC 7: fields of unexpected types are left alone, with the field named.
+	// contract 7: fields of unexpected types are left alone, with the field named.
 	{name: "7 steps string", in: R("", C(`steps: "x"`)), outcome: outcome.Skipped, reason: rollout.ReasonUnexpectedType,
 		detail: "spec.strategy.canary.steps is a string, expected an array"},
 	{name: "7 steps object", in: R("", C(`steps: {setWeight: 1}`)), outcome: outcome.Skipped, reason: rollout.ReasonUnexpectedType,
@@ -144,7 +144,7 @@ var cases = []tcase{
 	{name: "7 workloadRef string", in: R("", `{workloadRef: "Deployment/web", strategy: {canary: {`+steps+`}}}`), resolver: neverCalled,
 		outcome: outcome.Skipped, reason: rollout.ReasonUnexpectedType, detail: "spec.workloadRef is a string"},
 
-	// SPEC 2.2: conflicts.
+	// contract 2.2: conflicts.
 	{name: "2.2 key in matchLabels", in: R("", CS(`matchLabels: {app: web, role: web}`, `{app: web, role: web}`, steps)),
 		outcome: outcome.Conflict, reason: rollout.ReasonKeyInSelector, detail: `"role" in spec.selector.matchLabels`,
 		warnings: []string{`label "role"`, "spec.selector.matchLabels", "reject ReplicaSet updates", "argo-rollouts #3351"}},
@@ -182,7 +182,7 @@ var cases = []tcase{
 	{name: "2.2 selector checked before workloadRef", in: R("", `{selector: {matchLabels: {role: x}}, workloadRef: {apiVersion: apps/v1, kind: Deployment, name: web}, strategy: {canary: {`+steps+`}}}`),
 		resolver: neverCalled, outcome: outcome.Conflict, reason: rollout.ReasonKeyInSelector, warnings: []string{`label "role"`, "spec.selector.matchLabels"}},
 
-	// SPEC 2.3: per side.
+	// contract 2.3: per side.
 	{name: "2.3 both absent", in: R("", C(steps)), outcome: outcome.Injected, want: R("", C(injected))},
 	{name: "2.3 both null", in: R("", C(steps+`, stableMetadata: null, canaryMetadata: null`)), outcome: outcome.Injected, want: R("", C(injected))},
 	{name: "2.3 annotations kept, labels added", in: R("", C(steps+`, stableMetadata: {annotations: {a: "1"}}, canaryMetadata: {annotations: {b: "2"}, x-extra: true}`)),
@@ -342,7 +342,7 @@ func TestUnchangedIsInput(t *testing.T) {
 	}
 }
 
-// TestPatch checks SPEC 2.4 with the library admission.PatchResponseFromRaw
+// TestPatch checks contract 2.4 with the library admission.PatchResponseFromRaw
 // uses: the patch from input to output only adds the labels on the paths of
 // 2.3, applying it to the input gives the output, and the output needs no
 // further patch.

@@ -34,7 +34,7 @@ var SeedPatch = []jsonpatch.JsonPatchOperation{
 // Paths the baseline serves: the same as canary-tagger's.
 var Paths = []string{"/mutate-rollout", "/mutate-agent-pod"}
 
-// TLSOpts are the TLS settings canary-tagger's server uses (SPEC 5).
+// TLSOpts are the TLS settings canary-tagger's server uses (contract 5).
 func TLSOpts(enableHTTP2 bool) []func(*tls.Config) {
 	return []func(*tls.Config){func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12

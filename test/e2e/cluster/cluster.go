@@ -45,7 +45,7 @@ type Cluster struct {
 	Repo        string
 	K8sBin      string // bin/k8s
 	E2EBin      string // bin/e2e
-	FixturesDir string // <repo>/../shared/fixtures/datadog-helm
+	FixturesDir string // <repo>/test/testdata/datadog-helm
 	RolloutFile string // test/e2e/testdata/rollout.yaml
 	LogDir      string
 
@@ -102,7 +102,7 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, fmt.Errorf("e2e tools not built: %s\nbuild them with `make tools` (hack/tools.sh e2e; ≈15 min on a cold 2-core machine, cached in bin/ afterwards)",
 			strings.Join(m, ", "))
 	}
-	c.FixturesDir = filepath.Join(filepath.Dir(c.Repo), "shared", "fixtures", "datadog-helm")
+	c.FixturesDir = filepath.Join(c.Repo, "test", "testdata", "datadog-helm")
 	c.RolloutFile = harness.SeedRolloutPath(c.Repo)
 	for _, f := range []string{c.FixturesDir, c.RolloutFile} {
 		if _, err := os.Stat(f); err != nil {
@@ -190,7 +190,7 @@ func (c *Cluster) startWebhook(ctx context.Context, binary string, detach bool) 
 		"--metrics-bind-address=" + metrics,
 		"--health-probe-bind-address=" + health,
 	}, filepath.Join(c.LogDir, "canary-tagger.log"), controlplane.ProcessOptions{
-		// serve reads workloadRef templates (SPEC 2.2) with this kubeconfig.
+		// serve reads workloadRef templates (contract 2.2) with this kubeconfig.
 		Env:    []string{"KUBECONFIG=" + c.Env.Kubeconfig()},
 		Detach: detach,
 	})

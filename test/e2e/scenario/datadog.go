@@ -46,7 +46,7 @@ func (s *Scenario) step5(ctx context.Context, n Narrator) error {
 	if err != nil {
 		return err
 	}
-	n.Show("$ kubectl apply -n "+DatadogNS+" -f ../shared/fixtures/datadog-helm/pod-labels-as-tags.yaml", summarizeApply(out, errOut))
+	n.Show("$ kubectl apply -n "+DatadogNS+" -f test/testdata/datadog-helm/pod-labels-as-tags.yaml", summarizeApply(out, errOut))
 	pods, err := s.checkAgents(ctx, n, DatadogNS, wantBefore, wantLabelsAsTags)
 	if err != nil {
 		return err
@@ -267,7 +267,7 @@ func (s *Scenario) checkAgents(ctx context.Context, n Narrator, ns, before, want
 			}
 			_, declared := effectiveEnv(tc, AgentEnv)
 			if init && !declared {
-				// SPEC 3.2: an init container without the variable is left alone.
+				// contract 3.2: an init container without the variable is left alone.
 				if !reflect.DeepEqual(c.Env, tc.Env) {
 					return fmt.Errorf("pod %s/%s: init container %s does not declare %s but its env changed", ns, p.Name, c.Name, AgentEnv)
 				}

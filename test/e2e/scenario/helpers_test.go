@@ -23,7 +23,7 @@ func TestRelocate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(filepath.Dir(repo), "shared", "fixtures", "datadog-helm", "default.yaml")
+	path := filepath.Join(repo, "test", "testdata", "datadog-helm", "default.yaml")
 	out, skipped, err := relocate(path, "datadog", "datadog-default")
 	if err != nil {
 		t.Fatal(err)

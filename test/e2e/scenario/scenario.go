@@ -56,7 +56,7 @@ type Env struct {
 	Kubectl   string
 	PluginDir string
 	// RolloutFile is test/e2e/testdata/rollout.yaml; FixturesDir the Datadog
-	// Helm renders (../shared/fixtures/datadog-helm), read in place.
+	// Helm renders (test/testdata/datadog-helm).
 	RolloutFile string
 	FixturesDir string
 	// Namespace of the Rollout (default "default").

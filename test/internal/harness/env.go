@@ -36,7 +36,7 @@ var (
 	mwcGVK     = schema.GroupVersionKind{Group: "admissionregistration.k8s.io", Version: "v1", Kind: "MutatingWebhookConfiguration"}
 )
 
-// Namespace labels of SPEC 1.
+// Namespace labels of contract 1.
 const (
 	InjectLabel    = "canary-tagger.io/inject"
 	InjectEnabled  = "enabled"

@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// Mode is how the Rollout webhook selects namespaces (SPEC 4).
+// Mode is how the Rollout webhook selects namespaces (contract 4).
 type Mode string
 
 const (

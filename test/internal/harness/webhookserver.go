@@ -25,7 +25,7 @@ import (
 // WebhookServer is canary-tagger's webhook server (webhook.Run, the code
 // `canary-tagger serve` runs) in this process, on loopback. It keeps its
 // ports and certificate across Stop/Start, so the registered webhook
-// configuration stays valid while the server is down (SPEC 4 failurePolicy).
+// configuration stays valid while the server is down (contract 4 failurePolicy).
 type WebhookServer struct {
 	Host string
 	Port int

@@ -103,7 +103,7 @@ func TestReaderMatchesEncodingJSON(t *testing.T) {
 func corpus(tb testing.TB) [][]byte {
 	tb.Helper()
 	files, _ := filepath.Glob("../../*/testdata/*.yaml")
-	helm, _ := filepath.Glob("../../../../shared/fixtures/datadog-helm/*.yaml")
+	helm, _ := filepath.Glob("../../../test/testdata/datadog-helm/*.yaml")
 	if len(files) < 10 || len(helm) < 3 {
 		tb.Fatalf("found %d rule test inputs and %d Helm renders", len(files), len(helm))
 	}

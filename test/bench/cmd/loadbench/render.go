@@ -104,7 +104,7 @@ func render(o options, m bench.Machine, bodies []bench.Body, base, ct *serverRun
 	md.WriteString("processes on 127.0.0.1 with the same certificate; RSS is read from `/proc/PID/status` every 100 ms; the table gives the median over the runs of each run's peak.\n")
 	md.WriteString("- **Load.** Each client is one keep-alive HTTPS connection, like the apiserver's webhook client. Bodies are built at run ")
 	md.WriteString("time from real shapes (nothing copied): the seed Rollout (`test/e2e/testdata/rollout.yaml`), a Rollout with many unknown fields, ")
-	md.WriteString("agent pods made from the agent DaemonSet of the three Datadog Helm chart renders in `../shared/fixtures/datadog-helm` ")
+	md.WriteString("agent pods made from the agent DaemonSet of the three Datadog Helm chart renders in `test/testdata/datadog-helm` ")
 	md.WriteString("(read in place), and one shaped like the Datadog Operator's. canary-tagger answers every one with a patch:\n\n")
 	for _, b := range bodies {
 		fmt.Fprintf(&md, "  - `%s` → `%s`, %.1f KiB\n", b.Name, b.Path, float64(len(b.JSON))/1024)
