@@ -97,43 +97,44 @@ spec:
 	assertIdempotent(t, out)
 }
 
-// When the change cannot be spliced in place (here a block scalar to
-// replace), the document is re-encoded from its node tree, comments kept.
-func TestReencodeFallback(t *testing.T) {
+// A value replaced by the rule keeps its comments and the style the author
+// wrote it in, here a block scalar.
+func TestReplacedValueKeepsStyle(t *testing.T) {
 	in := "---\n# Source: dd.yaml\n" + dsHead + `      containers:
       - name: agent # main
         env:
         - name: DD_KUBERNETES_POD_LABELS_AS_TAGS
+          # the chart's mapping
           value: |-
             {"app":"kube_app"}
 `
-	want := "---\n# Source: dd.yaml\n" + dsHead + `      containers:
-      - name: agent # main
-        env:
-        - name: DD_KUBERNETES_POD_LABELS_AS_TAGS
-          value: '{"app":"kube_app","role":"kube_role"}'
-`
+	want := strings.Replace(in, `{"app":"kube_app"}`, `{"app":"kube_app","role":"kube_role"}`, 1)
 	res, out, notes := run(t, one(in))
 	assertWritten(t, res, out, want, 1)
-	assertNotes(t, notes, "injected (agent: injected)", "warning: re-encoded, layout normalised")
+	assertNotes(t, notes, "injected (agent: injected)")
 	assertIdempotent(t, out)
 }
 
-// A change that reaches through an alias cannot be written without changing
-// what else uses the anchor: the document is left as is, with a warning, and
-// counts as changed for --check.
-func TestUnwritable(t *testing.T) {
+// Containers that share their env through an anchor each get their own
+// entry: the alias becomes a copy before anything is added, so that the
+// edit of one place does not show up in the other.
+func TestSharedEnvUnshared(t *testing.T) {
 	in := dsHead + `      containers:
       - &c
         name: agent
         env: &e []
       - name: other
-        env: *e
+        env: *e # same env
+`
+	want := dsHead + `      containers:
+      - &c
+        name: agent
+        env: &e [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"kube_role"}'}]
+      - name: other
+        env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"kube_role"}'}] # same env
 `
 	res, out, notes := run(t, one(in))
-	assertWritten(t, res, out, in, 1)
-	if !res.Docs[0].Unwritten {
-		t.Error("Unwritten = false, want true")
-	}
-	assertNotes(t, notes, "injected", "warning: the change could not be written into this document, left as is: ")
+	assertWritten(t, res, out, want, 1)
+	assertNotes(t, notes, "injected (agent: injected; other: injected)")
+	assertIdempotent(t, out)
 }

@@ -4,21 +4,23 @@
 //
 // It never re-implements a rule. Each document is decoded the way kubectl
 // decodes it (sigs.k8s.io/yaml), handed to rollout.Mutate or agentpod.Mutate*,
-// and the difference between the rule's input and output is written back into
-// the document's own text:
+// and the JSON Patch operations the rule returns — the very operations the
+// webhook sends to the apiserver — are applied to the document:
 //
-//   - a document the rules leave alone is written back byte-for-byte;
-//   - a changed YAML document is edited in place: the new keys, list entries
-//     or values are spliced into the original bytes at the positions yaml.v3
-//     reports, so comments, key order, quoting, blank lines and indentation of
-//     everything else are kept (see splice.go). If splicing is not possible
-//     (anchors on the edited path, a multi-line scalar to replace, ...), the
-//     document is re-encoded from its yaml.v3 node tree instead (comments and
-//     key order kept, layout normalised);
-//   - a changed JSON document is re-encoded as JSON, indent 2, key order kept.
+//   - a document the rules leave alone (no operation) is written back byte
+//     for byte;
+//   - a changed YAML document gets the operations on its yaml.v3 node tree,
+//     which is encoded again: comments and key order are kept, the layout
+//     (indentation, quoting, flow style, blank lines) is yaml.v3's. Whatever
+//     comes before the object (a "---" line, "# Source:" comments) is kept as
+//     is. An anchored node on an edited path is first unshared (its aliases
+//     become copies), so that an edit never reaches another place;
+//   - a changed JSON document gets the operations from evanphx/json-patch,
+//     which keeps key order and the text of numbers (indent 2).
 //
-// Every rewritten document is decoded again and compared with the rule's
-// output, so what is written is exactly what the webhook would have admitted.
+// Every changed document is decoded again, as kubectl would, and compared
+// with the operations applied by evanphx/json-patch to the decoded object: a
+// document that does not match is left as it was and reported.
 package offline
 
 import (
@@ -60,16 +62,19 @@ type Document struct {
 	Raw     []byte
 	Out     []byte
 	Changed bool
-	// Unwritten is set when the rules changed the object but the change
-	// could not be written back into the document (it is then left as is).
+	// Unwritten is set when the rules change the object but the change
+	// could not be written into the document: it is then written back as it
+	// was (not Changed), and the report says why.
 	Unwritten bool
 
 	// body is where the object starts within Raw (after a "---" line and
 	// leading comments for YAML, the opening brace for JSON), for JSON
 	// documents the end of the value; obj is the decoded object, nil for
-	// empty documents and documents that are not objects.
+	// empty documents and documents that are not objects, and objJSON the
+	// JSON text it was decoded from.
 	body, bodyEnd int
 	obj           map[string]any
+	objJSON       []byte
 }
 
 // Result is the processed stream.
@@ -78,11 +83,12 @@ type Result struct {
 	Notes []Note
 }
 
-// Changed counts documents the rules change (written or not).
+// Changed counts the documents written differently from their input: what
+// --check reports, so that it always agrees with what mutate writes.
 func (r *Result) Changed() int {
 	n := 0
 	for _, d := range r.Docs {
-		if d.Changed || d.Unwritten {
+		if d.Changed {
 			n++
 		}
 	}

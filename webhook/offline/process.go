@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 
+	"gomodules.xyz/jsonpatch/v2"
 	syaml "sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
@@ -17,8 +17,8 @@ import (
 )
 
 // Process splits and decodes every input, applies the rules to each object
-// (and to each object of a List), and writes each change back into its
-// document. If any document cannot be parsed it returns an error naming
+// (and to each object of a List), and applies the operations they return to
+// the document. If any document cannot be parsed it returns an error naming
 // every such document and no result: nothing may be written then (contract 7).
 func Process(inputs []Input, opts Options) (*Result, error) {
 	res := &Result{}
@@ -39,21 +39,21 @@ func Process(inputs []Input, opts Options) (*Result, error) {
 		if d.obj == nil {
 			continue
 		}
-		out, notes := mutateDoc(d, opts, wl)
+		at := Note{Source: d.Source, Index: d.Index, Item: -1}
+		ops, notes := documentOps(d.obj, at, opts, wl)
 		res.Notes = append(res.Notes, notes...)
-		if reflect.DeepEqual(out, d.obj) {
+		if len(ops) == 0 {
 			continue
 		}
-		at := Note{Source: d.Source, Index: d.Index, Item: -1, Kind: kindOf(d.obj), Name: nameOf(d.obj), Warning: true}
-		how, err := d.write(out)
+		out, err := d.patched(ops)
 		if err != nil {
 			d.Unwritten = true
+			at.Kind, at.Name, at.Warning = kindOf(d.obj), nameOf(d.obj), true
 			at.Text = "the change could not be written into this document, left as is: " + err.Error()
 			res.Notes = append(res.Notes, at)
-		} else if how != "" {
-			at.Text = how
-			res.Notes = append(res.Notes, at)
+			continue
 		}
+		d.Out, d.Changed = out, !bytes.Equal(out, d.Raw)
 	}
 	return res, nil
 }
@@ -94,7 +94,7 @@ func (d *Document) decode() (err error) {
 		if err != nil {
 			return &ParseError{Source: d.Source, Index: d.Index, DocLine: d.Line, Msg: err.Error()}
 		}
-		d.obj = m
+		d.obj, d.objJSON = m, b
 		return nil
 	}
 	if len(bytes.TrimSpace(d.Raw[d.body:])) == 0 {
@@ -117,130 +117,51 @@ func (d *Document) decode() (err error) {
 	if err != nil {
 		return &ParseError{Source: d.Source, Index: d.Index, DocLine: d.Line, Msg: err.Error()}
 	}
-	d.obj = m
+	d.obj, d.objJSON = m, j
 	return nil
 }
 
-// write puts the rules' output into the document's text and checks that the
-// new text decodes to exactly that output. how is non-empty when the
-// document had to be re-encoded rather than edited in place.
-func (d *Document) write(out map[string]any) (how string, err error) {
-	defer func() {
-		if p := recover(); p != nil { // a parser bug must not lose the stream
-			how, err = "", fmt.Errorf("internal error: %v", p)
-		}
-	}()
-	edits, err := diff(d.obj, out)
-	if err != nil {
-		return "", err
+// documentOps applies the rules to a document's object, or to each object in
+// the items of a List (v1 List or any *List kind), and returns their
+// operations with paths from the document's root.
+func documentOps(o map[string]any, at Note, opts Options, wl workloads) ([]jsonpatch.Operation, []Note) {
+	items, isList := o["items"].([]any)
+	if !isList || !strings.HasSuffix(kindOf(o), "List") {
+		return objectOps(o, at, opts, wl)
 	}
-	if d.Format == FormatJSON {
-		b, err := rewriteJSON(d.Raw[d.body:d.bodyEnd], edits)
-		if err == nil {
-			var got map[string]any
-			if got, err = obj.Decode(b); err == nil {
-				err = same(got, out)
-			}
-		}
-		if err != nil {
-			return "", err
-		}
-		d.setOut(d.Raw[:d.body], b, d.Raw[d.bodyEnd:])
-		return "", nil
-	}
-	b, err := splice(d.Raw, edits)
-	if err == nil {
-		err = verify(b, out)
-	}
-	if err == nil {
-		d.setOut(b)
-		return "", nil
-	}
-	b, err2 := reencode(d.Raw, d.body, edits)
-	if err2 == nil {
-		err2 = verify(b, out)
-	}
-	if err2 != nil {
-		return "", fmt.Errorf("%v; re-encoding: %v", err, err2)
-	}
-	d.setOut(b)
-	return "re-encoded, layout normalised (could not edit in place: " + err.Error() + ")", nil
-}
-
-func (d *Document) setOut(parts ...[]byte) {
-	d.Out = bytes.Join(parts, nil)
-	d.Changed = true
-}
-
-// verify decodes a rewritten YAML document as decode did and compares it
-// with the rule's output.
-func verify(b []byte, want map[string]any) error {
-	j, err := syaml.YAMLToJSON(b)
-	if err != nil {
-		return fmt.Errorf("rewritten document does not parse: %v", err)
-	}
-	got, err := obj.Decode(j)
-	if err != nil {
-		return fmt.Errorf("rewritten document: %v", err)
-	}
-	return same(got, want)
-}
-
-func same(got, want map[string]any) error {
-	if !reflect.DeepEqual(got, want) {
-		return errors.New("rewritten document differs from the rule's output")
-	}
-	return nil
-}
-
-// mutateDoc applies the rules to a document's object, or to each object in
-// the items of a List (v1 List or any *List kind).
-func mutateDoc(d *Document, opts Options, wl workloads) (map[string]any, []Note) {
-	at := Note{Source: d.Source, Index: d.Index, Item: -1}
-	items, isList := d.obj["items"].([]any)
-	if kind := kindOf(d.obj); !isList || !strings.HasSuffix(kind, "List") {
-		return mutateObject(d.obj, at, opts, wl)
-	}
+	var ops []jsonpatch.Operation
 	var notes []Note
-	var newItems []any
 	for i, it := range items {
 		m, ok := it.(map[string]any)
 		if !ok {
 			continue
 		}
 		at.Item = i
-		out, n := mutateObject(m, at, opts, wl)
+		itemOps, n := objectOps(m, at, opts, wl)
 		notes = append(notes, n...)
-		if !reflect.DeepEqual(out, m) {
-			if newItems == nil {
-				newItems = append([]any(nil), items...)
-			}
-			newItems[i] = out
+		for _, op := range itemOps {
+			op.Path = "/items/" + strconv.Itoa(i) + op.Path
+			ops = append(ops, op)
 		}
 	}
-	if newItems == nil {
-		return d.obj, notes
-	}
-	out := obj.CopyMap(d.obj)
-	out["items"] = newItems
-	return out, notes
+	return ops, notes
 }
 
-// mutateObject calls the rule for the object's kind.
-func mutateObject(o map[string]any, at Note, opts Options, wl workloads) (map[string]any, []Note) {
+// objectOps calls the rule for the object's kind.
+func objectOps(o map[string]any, at Note, opts Options, wl workloads) ([]jsonpatch.Operation, []Note) {
 	at.Kind, at.Name = kindOf(o), nameOf(o)
 	switch at.Kind {
 	case rollout.Kind:
-		out, r := rollout.Mutate(o, opts.Rollout, wl.templateLabels(o))
-		return out, rolloutNotes(at, r)
+		ops, r := rollout.Mutate(o, opts.Rollout, wl.templateLabels(o))
+		return ops, rolloutNotes(at, r)
 	case "Pod":
-		out, r := agentpod.MutatePod(o, opts.AgentPod)
-		return out, agentNotes(at, r)
+		ops, r := agentpod.MutatePod(o, opts.AgentPod)
+		return ops, agentNotes(at, r)
 	case "DaemonSet":
-		out, r := agentpod.MutateDaemonSet(o, opts.AgentPod)
-		return out, agentNotes(at, r)
+		ops, r := agentpod.MutateDaemonSet(o, opts.AgentPod)
+		return ops, agentNotes(at, r)
 	}
-	return o, nil
+	return nil, nil
 }
 
 func kindOf(o map[string]any) string {
