@@ -7,6 +7,7 @@ replace github.com/canary-tagger/canary-tagger => ../
 require (
 	github.com/canary-tagger/canary-tagger v0.0.0-00010101000000-000000000000
 	github.com/cert-manager/cert-manager v1.21.2
+	github.com/expr-lang/expr v1.17.7
 	github.com/go-logr/logr v1.4.3
 	github.com/prometheus/client_model v0.6.3
 	github.com/prometheus/common v0.72.0
@@ -25,7 +26,6 @@ require (
 	github.com/davecgh/go-spew v1.1.2-0.20180830191138-d8f796af33cc // indirect
 	github.com/emicklei/go-restful/v3 v3.13.0 // indirect
 	github.com/evanphx/json-patch/v5 v5.9.11 // indirect
-	github.com/expr-lang/expr v1.17.7 // indirect
 	github.com/fsnotify/fsnotify v1.9.0 // indirect
 	github.com/fxamacker/cbor/v2 v2.9.1 // indirect
 	github.com/go-logr/zapr v1.3.0 // indirect

@@ -71,6 +71,7 @@ func TestSeedScenario(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(s.Close)
 	for _, st := range s.Steps() {
 		ok := t.Run(fmt.Sprintf("%d", st.N), func(t *testing.T) {
 			n := tNarrator{t}

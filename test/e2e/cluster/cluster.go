@@ -56,6 +56,11 @@ type Cluster struct {
 	WebhookMetricsURL string
 
 	logf func(string, ...any)
+	// How canary-tagger serve was started, for RestartWebhook.
+	webhookBinary  string
+	webhookCertDir string
+	webhookPorts   [3]int // webhook, metrics, health
+	detach         bool
 }
 
 // Paths returns the repository root and the tool folders, and an error naming
@@ -165,41 +170,62 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 // certificate, waits for /readyz, registers the webhook configuration from
 // manifests/ pointed at it, and waits until the apiserver calls it.
 func (c *Cluster) startWebhook(ctx context.Context, binary string, detach bool) error {
-	certDir := filepath.Join(c.Env.Dir, "webhook-certs")
-	if err := os.MkdirAll(certDir, 0o755); err != nil {
+	c.webhookBinary, c.detach = binary, detach
+	c.webhookCertDir = filepath.Join(c.Env.Dir, "webhook-certs")
+	if err := os.MkdirAll(c.webhookCertDir, 0o755); err != nil {
 		return err
 	}
-	caPEM, err := certs.WriteSelfSigned(certDir, []string{"127.0.0.1", "localhost"}, 7*24*time.Hour)
+	caPEM, err := certs.WriteSelfSigned(c.webhookCertDir, []string{"127.0.0.1", "localhost"}, 7*24*time.Hour)
 	if err != nil {
 		return err
 	}
-	var ports [3]int
-	for i := range ports {
-		if ports[i], err = controlplane.FreePort(); err != nil {
+	for i := range c.webhookPorts {
+		if c.webhookPorts[i], err = controlplane.FreePort(); err != nil {
 			return err
 		}
 	}
-	metrics := "127.0.0.1:" + strconv.Itoa(ports[1])
-	health := "127.0.0.1:" + strconv.Itoa(ports[2])
-	c.WebhookMetricsURL = "http://" + metrics + "/metrics"
-	c.Webhook, err = controlplane.StartProcess("canary-tagger", binary, []string{
+	c.WebhookMetricsURL = "http://127.0.0.1:" + strconv.Itoa(c.webhookPorts[1]) + "/metrics"
+	if err := c.runWebhook(ctx, nil); err != nil {
+		return err
+	}
+
+	// The harness renders manifests/ for cluster-wide mode, points the
+	// webhooks at this process and waits until the apiserver calls it (an
+	// informer picks the configuration up), stopping at once if it exits.
+	return c.Env.InstallWebhookConfigurationAt(ctx, harness.ModeClusterWide, harness.WebhookTarget{
+		Host:   "127.0.0.1",
+		Port:   c.webhookPorts[0],
+		CAPEM:  caPEM,
+		Exited: func() error { return c.Webhook.Exited() },
+	})
+}
+
+// runWebhook starts `canary-tagger serve` with extra flags on the ports and
+// certificate chosen by startWebhook and waits for /readyz.
+func (c *Cluster) runWebhook(ctx context.Context, extra []string) error {
+	metrics := "127.0.0.1:" + strconv.Itoa(c.webhookPorts[1])
+	health := "127.0.0.1:" + strconv.Itoa(c.webhookPorts[2])
+	args := append([]string{
 		"serve",
 		"--host=127.0.0.1",
-		"--port=" + strconv.Itoa(ports[0]),
-		"--cert-dir=" + certDir,
+		"--port=" + strconv.Itoa(c.webhookPorts[0]),
+		"--cert-dir=" + c.webhookCertDir,
 		"--metrics-bind-address=" + metrics,
 		"--health-probe-bind-address=" + health,
-	}, filepath.Join(c.LogDir, "canary-tagger.log"), controlplane.ProcessOptions{
-		// serve reads workloadRef templates (contract 2.2) with this kubeconfig.
-		Env:    []string{"KUBECONFIG=" + c.Env.Kubeconfig()},
-		Detach: detach,
-	})
+	}, extra...)
+	proc, err := controlplane.StartProcess("canary-tagger", c.webhookBinary, args,
+		filepath.Join(c.LogDir, "canary-tagger.log"), controlplane.ProcessOptions{
+			// serve reads workloadRef templates (contract 2.2) with this kubeconfig.
+			Env:    []string{"KUBECONFIG=" + c.Env.Kubeconfig()},
+			Detach: c.detach,
+		})
 	if err != nil {
 		return err
 	}
-	c.logf("  canary-tagger: started (pid %d, https://127.0.0.1:%d, log %s)", c.Webhook.Pid(), ports[0], c.Webhook.LogPath)
+	c.Webhook = proc
+	c.logf("  canary-tagger: started (pid %d, https://127.0.0.1:%d, log %s)", proc.Pid(), c.webhookPorts[0], proc.LogPath)
 	err = harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
-		if err := c.Webhook.Exited(); err != nil {
+		if err := proc.Exited(); err != nil {
 			return false, harness.Stop(err)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+health+"/readyz", nil)
@@ -216,16 +242,33 @@ func (c *Cluster) startWebhook(ctx context.Context, binary string, detach bool) 
 	if err != nil {
 		return fmt.Errorf("canary-tagger serve did not get ready: %w", err)
 	}
+	return nil
+}
 
-	// The harness renders manifests/ for cluster-wide mode, points the
-	// webhooks at this process and waits until the apiserver calls it (an
-	// informer picks the configuration up), stopping at once if it exits.
-	return c.Env.InstallWebhookConfigurationAt(ctx, harness.ModeClusterWide, harness.WebhookTarget{
-		Host:   "127.0.0.1",
-		Port:   ports[0],
-		CAPEM:  caPEM,
-		Exited: c.Webhook.Exited,
-	})
+// RestartWebhook stops canary-tagger and starts it again on the same port
+// and certificate, with extra flags (e.g. --canary-value=preview); the
+// webhook configuration stays as it is. Its log starts over.
+func (c *Cluster) RestartWebhook(ctx context.Context, extra ...string) error {
+	if c.Webhook != nil {
+		c.Webhook.Stop(10 * time.Second)
+	}
+	return c.runWebhook(ctx, extra)
+}
+
+// ControllerNamespace is the namespace the Argo Rollouts controller reads
+// its `datadog` Secret from, found as the controller finds it: POD_NAMESPACE
+// (the harness starts it with this process's environment), else the service
+// account's namespace, else argo-rollouts.
+func ControllerNamespace() string {
+	if ns, ok := os.LookupEnv("POD_NAMESPACE"); ok {
+		return ns
+	}
+	if b, err := os.ReadFile("/var/run/secrets/kubernetes.io/serviceaccount/namespace"); err == nil {
+		if ns := strings.TrimSpace(string(b)); ns != "" {
+			return ns
+		}
+	}
+	return "argo-rollouts"
 }
 
 // Health reports a controller or the webhook that died.
@@ -266,6 +309,10 @@ func (c *Cluster) ScenarioEnv() scenario.Env {
 		FixturesDir: c.FixturesDir,
 		Nodes:       nodes,
 		Health:      c.Health,
+
+		AnalysisDir:         filepath.Join(c.Repo, "manifests", "analysis"),
+		ControllerNamespace: ControllerNamespace(),
+		RestartWebhook:      c.RestartWebhook,
 	}
 }
 

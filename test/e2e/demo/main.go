@@ -125,6 +125,8 @@ func run(repo string, state stateDir, keep, skipTools bool) int {
 		teardown()
 		return 1
 	}
+	// The Datadog stand-in of the analysis steps lives in this process.
+	defer s.Close()
 	steps := s.Steps()
 	p.total = len(steps)
 	var failed error

@@ -12,6 +12,19 @@
 //     cluster agent is untouched.
 //  6. A quiet cluster: 30 s of watching show no update loop, and `kubectl diff`
 //     of the seed file shows no difference in anything canary-tagger writes.
+//  7. The templates of manifests/analysis installed, Argo's Datadog provider
+//     pointed at a stand-in (the `datadog` Secret), an analysis step added to
+//     the seed's Rollout.
+//  8. A good canary: the AnalysisRun measures and passes, the Rollout is
+//     promoted, every pod role=stable with the new hash; the queries asked
+//     about exactly the role values canary-tagger injected.
+//  9. A bad canary: the AnalysisRun fails, the Rollout is aborted, the canary
+//     scaled down, no pod left role=canary; its measurements are shown.
+//  10. Bad input (the stand-in answers 500 or garbage, the tolerance argument
+//     is empty or not a number): the AnalysisRun ends in Error and the canary
+//     is aborted, never promoted.
+//  11. canary-tagger restarted with --canary-value/--stable-value: a second
+//     Rollout gets those labels, and the analysis queries carry them.
 package scenario
 
 import (
@@ -33,6 +46,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/canary-tagger/canary-tagger/test/internal/datadogapi"
 )
 
 // Narrator receives the story as it happens.
@@ -70,6 +85,14 @@ type Env struct {
 	// observation window (default 30 s).
 	Timeout    time.Duration
 	IdleWindow time.Duration
+
+	// AnalysisDir is manifests/analysis (steps 7-11).
+	AnalysisDir string
+	// ControllerNamespace is where the Argo Rollouts controller looks for
+	// its `datadog` Secret.
+	ControllerNamespace string
+	// RestartWebhook restarts canary-tagger with extra flags (step 11).
+	RestartWebhook func(ctx context.Context, extra ...string) error
 }
 
 // The names the story uses.
@@ -107,6 +130,10 @@ type Scenario struct {
 	dyn dynamic.Interface
 
 	oldHash, newHash string
+
+	// The Datadog API stand-in of the analysis steps, and what they learnt.
+	datadog  *datadogapi.Server
+	analysis analysisState
 }
 
 // New checks env and builds the clients.
@@ -146,7 +173,7 @@ func New(env Env) (*Scenario, error) {
 	return &Scenario{env: env, cs: cs, dyn: dyn}, nil
 }
 
-// Steps returns the story's six steps, to be run in order.
+// Steps returns the story's steps, to be run in order.
 func (s *Scenario) Steps() []Step {
 	return []Step{
 		{1, "Apply the seed's Rollout (no metadata): Healthy, 5 pods role=stable", s.step1},
@@ -155,6 +182,11 @@ func (s *Scenario) Steps() []Step {
 		{4, "Promote to the end: Healthy, all pods role=stable with the new hash", s.step4},
 		{5, "Datadog agents: role → kube_role in every agent container", s.step5},
 		{6, "A quiet cluster: no update loop, no diff in what canary-tagger writes", s.step6},
+		{7, "Analysis: the shipped templates, Datadog answered by a stand-in, an analysis step on the Rollout", s.step7},
+		{8, "A good canary: the analysis passes and the Rollout is promoted", s.step8},
+		{9, "A bad canary: the analysis fails and the Rollout is aborted", s.step9},
+		{10, "Measurements that cannot be taken: the analysis errs, the canary is not promoted", s.step10},
+		{11, "Other label values: the analysis asks about what canary-tagger injected", s.step11},
 	}
 }
 
