@@ -19,13 +19,16 @@ stableMetadata/canaryMetadata; Datadog Agent DaemonSets (pod template matching
 --agent-selector) and agent Pods get the label mapped in
 DD_KUBERNETES_POD_LABELS_AS_TAGS. Reads YAML or JSON, multi-document, List
 kinds included, and writes the same stream to stdout: documents it does not
-change are written back byte for byte, changed ones keep their comments, key
-order and layout. What changed or needs a look is reported on stderr.
+change are written back byte for byte; changed ones get the JSON Patch
+operations the webhook would send and keep their comments and key order
+(YAML is re-encoded with a 2-space indent, JSON indented by 2). What changed
+or needs a look is reported on stderr.
 
 Reads stdin when no -f is given. As a Helm post-renderer:
   helm install dd datadog/datadog --post-renderer canary-tagger --post-renderer-args mutate
 
-Exit status: 0 done; 1 with --check, some document would change; 2 error
+Exit status: 0 done; 1 with --check, some document would be written
+differently (--check agrees with what mutate writes); 2 error
 (bad flag, unreadable file, unparsable document): nothing is written.
 
 Flags:

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	yamlv3 "go.yaml.in/yaml/v3"
 	appsv1 "k8s.io/api/apps/v1"
 	"sigs.k8s.io/yaml"
 )
@@ -42,8 +43,11 @@ func mutate(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 // TestMutateDatadogFixtures runs mutate on the chart renders: the agent
 // DaemonSet gets the mapping on every agent container (and on init-config
 // when it declares the variable); every other document, the cluster-agent
-// Deployment included, comes back byte for byte. The golden files hold the
-// report and a line diff against the input.
+// Deployment included, comes back byte for byte. A changed document is
+// re-encoded by yaml.v3: the golden files hold the report and, for each
+// changed document, a line diff against the input document re-encoded the
+// same way, which shows the edits alone. That the re-encoding is layout only
+// is checked in webhook/offline (TestDatadogFixturesLayoutOnly).
 func TestMutateDatadogFixtures(t *testing.T) {
 	dir := fixtures(t)
 	cases := []struct {
@@ -78,6 +82,7 @@ func TestMutateDatadogFixtures(t *testing.T) {
 			if len(inDocs) != len(outDocs) {
 				t.Fatalf("%d documents in, %d out", len(inDocs), len(outDocs))
 			}
+			var edits strings.Builder
 			for i := range inDocs {
 				if inDocs[i] == outDocs[i] {
 					continue
@@ -87,13 +92,15 @@ func TestMutateDatadogFixtures(t *testing.T) {
 					continue
 				}
 				checkAgentEnv(t, outDocs[i], c.want)
+				fmt.Fprintf(&edits, "## document %d\n%s", i+1, lineDiff(reencoded(t, inDocs[i]), outDocs[i]))
 			}
 			if c.want == nil && out != string(in) {
 				t.Errorf("output differs from the input")
 			}
 			checkGolden(t, strings.TrimSuffix(c.file, ".yaml")+".golden", fmt.Sprintf(
-				"# canary-tagger mutate -f <fixtures>/%s\n# exit %d\n# stderr:\n%s# diff against the input:\n%s",
-				c.file, code, strings.ReplaceAll(stderr, dir+string(filepath.Separator), "<fixtures>/"), lineDiff(string(in), out)))
+				"# canary-tagger mutate -f <fixtures>/%s\n# exit %d\n# stderr:\n%s"+
+					"# each changed document against the input document re-encoded by yaml.v3 as mutate does:\n%s",
+				c.file, code, strings.ReplaceAll(stderr, dir+string(filepath.Separator), "<fixtures>/"), edits.String()))
 
 			// Idempotent: mutate on its own output changes nothing.
 			code, again, stderr := mutate(t, out)
@@ -105,6 +112,24 @@ func TestMutateDatadogFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// reencoded is a YAML document as mutate writes a changed document, without
+// the change: yaml.v3's node tree, indent 2, compact sequences.
+func reencoded(t *testing.T, doc string) string {
+	t.Helper()
+	var node yamlv3.Node
+	if err := yamlv3.Unmarshal([]byte(doc), &node); err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	enc := yamlv3.NewEncoder(&b)
+	enc.SetIndent(2)
+	enc.CompactSeqIndent()
+	if err := enc.Encode(&node); err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // checkAgentEnv decodes the DaemonSet with the Kubernetes types, as the
@@ -167,7 +192,7 @@ func lineDiff(a, b string) string {
 			i, j = i+1, j+1
 			continue
 		}
-		fmt.Fprintf(&d, "@@ input line %d @@\n", i+1)
+		fmt.Fprintf(&d, "@@ line %d @@\n", i+1)
 		k := j
 		for k < len(bl) && k < j+50 && (i >= len(al) || bl[k] != al[i]) {
 			k++
@@ -188,6 +213,59 @@ func lineDiff(a, b string) string {
 		}
 	}
 	return d.String()
+}
+
+// TestCheckAgreesWithMutate: on every input of the CLI tests — the
+// bad-input catalogue, the Datadog chart renders and this file's documents —
+// `mutate --check` writes nothing, exits 1 exactly when `mutate` writes
+// something other than its input, and 2 exactly when mutate fails.
+func TestCheckAgreesWithMutate(t *testing.T) {
+	type input struct {
+		name  string
+		args  []string
+		stdin []byte
+		file  string // read with -f instead of stdin
+	}
+	inputs := []input{
+		{name: "rollout", stdin: []byte(rolloutDoc)},
+		{name: "mutated rollout", stdin: []byte(rolloutOut)},
+		{name: "custom values", stdin: []byte(rolloutDoc), args: []string{"--label-key=track", "--stable-value=main", "--canary-value=next"}},
+	}
+	for _, c := range cliCases() {
+		inputs = append(inputs, input{name: c.name, args: c.args, stdin: c.stdin(t)})
+	}
+	files, err := filepath.Glob(filepath.Join(fixtures(t), "*.yaml"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no fixtures: %v", err)
+	}
+	for _, f := range files {
+		inputs = append(inputs, input{name: filepath.Base(f), args: []string{"-f", f}, file: f})
+	}
+	for _, in := range inputs {
+		t.Run(in.name, func(t *testing.T) {
+			code, out, stderr := mutateBytes(t, in.stdin, in.args...)
+			checkCode, checkOut, checkStderr := mutateBytes(t, in.stdin, append([]string{"--check"}, in.args...)...)
+			original := in.stdin
+			if in.file != "" {
+				if original, err = os.ReadFile(in.file); err != nil {
+					t.Fatal(err)
+				}
+			}
+			want := 0
+			switch {
+			case code == 2:
+				want = 2
+			case code != 0:
+				t.Fatalf("mutate: exit %d: %.300s", code, stderr)
+			case !bytes.Equal(out, original):
+				want = 1
+			}
+			if checkCode != want || len(checkOut) > 0 {
+				t.Errorf("mutate exits %d and writes the input %s; --check exits %d (want %d) with %d bytes on stdout: %.300s",
+					code, map[bool]string{true: "unchanged", false: "changed"}[bytes.Equal(out, original)], checkCode, want, len(checkOut), checkStderr)
+			}
+		})
+	}
 }
 
 func TestMutateCheck(t *testing.T) {
@@ -217,12 +295,12 @@ spec:
       - pause: {}
 `
 
-const rolloutOut = rolloutDoc + `      canaryMetadata:
-        labels:
-          role: canary
-      stableMetadata:
+const rolloutOut = rolloutDoc + `      stableMetadata:
         labels:
           role: stable
+      canaryMetadata:
+        labels:
+          role: canary
 `
 
 // As a Helm post-renderer: Helm's output on stdin, the result on stdout.

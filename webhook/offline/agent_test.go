@@ -41,7 +41,7 @@ func TestAgentDaemonSet(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res, out, notes := run(t, one(c.in))
+			res, out, notes := run(t, inYAML(c.in))
 			assertWritten(t, res, out, c.want, 1)
 			assertNotes(t, notes, c.note)
 			assertIdempotent(t, out)
@@ -64,7 +64,7 @@ func TestAgentSkipsReported(t *testing.T) {
         - name: DD_KUBERNETES_POD_LABELS_AS_TAGS
           valueFrom: {configMapKeyRef: {name: dd, key: tags}}
 `
-	res, out, notes := run(t, one(in))
+	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, in, 0)
 	assertNotes(t, notes, "in.yaml:1 DaemonSet/datadog: skipped (")
 	for _, w := range []string{"agent: skipped: envFrom", "trace-agent: skipped: value is not a JSON object", "process-agent: skipped: valueFrom"} {
@@ -91,7 +91,7 @@ spec:
 `
 	want := strings.Replace(in, `'{"app":"kube_app"}'`, `'{"app":"kube_app","role":"kube_role"}'`, 1)
 	want = strings.Replace(want, "uid: u}\n", "uid: u}\n  annotations:\n    canary-tagger.io/status: 'agent: injected'\n", 1)
-	res, out, notes := run(t, one(in))
+	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 1)
 	assertNotes(t, notes, "in.yaml:1 Pod/datadog-x7k2p: injected (agent: injected)")
 	assertIdempotent(t, out)
@@ -109,7 +109,7 @@ func TestReplacedValueKeepsStyle(t *testing.T) {
             {"app":"kube_app"}
 `
 	want := strings.Replace(in, `{"app":"kube_app"}`, `{"app":"kube_app","role":"kube_role"}`, 1)
-	res, out, notes := run(t, one(in))
+	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 1)
 	assertNotes(t, notes, "injected (agent: injected)")
 	assertIdempotent(t, out)
@@ -133,7 +133,7 @@ func TestSharedEnvUnshared(t *testing.T) {
       - name: other
         env: [{name: DD_KUBERNETES_POD_LABELS_AS_TAGS, value: '{"role":"kube_role"}'}] # same env
 `
-	res, out, notes := run(t, one(in))
+	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 1)
 	assertNotes(t, notes, "injected (agent: injected; other: injected)")
 	assertIdempotent(t, out)

@@ -124,7 +124,8 @@ func notIn(sub, seq []string) string {
 	return ""
 }
 
-func one(s string) Input { return Input{Name: "in.yaml", Data: []byte(s)} }
+// inYAML is a single source named in.yaml.
+func inYAML(s string) Input { return Input{Name: "in.yaml", Data: []byte(s)} }
 
 // assertWritten checks a run's output against want and how many documents
 // it changed.
@@ -152,7 +153,7 @@ func injectedMetadata(indent string) string {
 // assertIdempotent checks that mutate applied to its own output changes nothing.
 func assertIdempotent(t *testing.T, out string) {
 	t.Helper()
-	res, again, _ := run(t, one(out))
+	res, again, _ := run(t, inYAML(out))
 	if again != out || res.Changed() != 0 {
 		t.Errorf("not idempotent: second run changed %d documents:\n%s", res.Changed(), again)
 	}

@@ -79,7 +79,7 @@ spec:
 	}
 	for name, in := range cases {
 		t.Run(name, func(t *testing.T) {
-			res, out, notes := run(t, one(in))
+			res, out, notes := run(t, inYAML(in))
 			if out != in {
 				t.Errorf("output differs from input:\n--- in\n%q\n--- out\n%q", in, out)
 			}

@@ -59,7 +59,7 @@ spec:
 `
 
 func TestRolloutSeed(t *testing.T) {
-	res, out, notes := run(t, one("---\n"+seed))
+	res, out, notes := run(t, inYAML("---\n"+seed))
 	assertWritten(t, res, out, "---\n"+seedOut, 1)
 	assertNotes(t, notes, "in.yaml:1 Rollout/web: injected stableMetadata.labels.role=stable, canaryMetadata.labels.role=canary")
 	assertIdempotent(t, out)
@@ -96,7 +96,7 @@ func TestRolloutEdits(t *testing.T) {
 	}}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res, out, _ := run(t, one(c.in))
+			res, out, _ := run(t, inYAML(c.in))
 			assertWritten(t, res, out, c.want, 1)
 			assertIdempotent(t, out)
 		})
@@ -132,7 +132,7 @@ spec:
     canary:
       steps: "x"
 `
-	res, out, notes := run(t, one(in))
+	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, in, 0)
 	assertNotes(t, notes,
 		"in.yaml:1 Rollout/done: present",
@@ -170,7 +170,7 @@ func TestRolloutMetadataAnchorAndAlias(t *testing.T) {
           app: web
           role: canary
 `
-	res, out, notes := run(t, one(in))
+	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 1)
 	assertNotes(t, notes, "in.yaml:1 Rollout/r: injected stableMetadata.labels.role=stable, canaryMetadata.labels.role=canary")
 	assertIdempotent(t, out)
@@ -194,7 +194,7 @@ spec:
 	want := strings.NewReplacer(
 		"stableMetadata: {labels: *labels}", "stableMetadata: {labels: {app: web, role: stable}}",
 		"canaryMetadata: {labels: *labels}", "canaryMetadata: {labels: {app: web, role: canary}}").Replace(in)
-	res, out, _ := run(t, one(in))
+	res, out, _ := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 1)
 	assertIdempotent(t, out)
 }
@@ -218,7 +218,7 @@ spec:
 	want := strings.Replace(in, "      steps: [{setWeight: 10}]\n",
 		"      steps: [{setWeight: 10}]\n      stableMetadata: {labels: {tier: web, role: stable}}\n"+
 			"      canaryMetadata:\n        labels:\n          role: canary\n", 1)
-	res, out, _ := run(t, one(in))
+	res, out, _ := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 1)
 	assertIdempotent(t, out)
 }
@@ -276,7 +276,7 @@ spec:
           role: canary
 # end of document
 `
-	res, out, _ := run(t, one(in))
+	res, out, _ := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 1)
 	assertIdempotent(t, out)
 }
@@ -306,7 +306,7 @@ spec:
 	}
 	for name, c := range cases {
 		t.Run(name, func(t *testing.T) {
-			res, out, notes := run(t, one(c.in))
+			res, out, notes := run(t, inYAML(c.in))
 			assertWritten(t, res, out, c.in, 0)
 			if !res.Docs[0].Unwritten {
 				t.Error("Unwritten = false, want true")

@@ -6,18 +6,21 @@ import (
 	"testing"
 )
 
+// A changed JSON document keeps its key order (new keys come last) and the
+// text of its numbers and strings; it is indented with 2 spaces.
 func TestJSONDocument(t *testing.T) {
-	in := `{"apiVersion": "argoproj.io/v1alpha1", "kind": "Rollout",
- "metadata": {"name": "j", "annotations": {"x": "<&>"}},
+	in := `{"kind": "Rollout", "apiVersion": "argoproj.io/v1alpha1",
+ "metadata": {"name": "j", "annotations": {"x": "<&>", "y": "caf\u00e9"}},
  "spec": {"replicas": 1.50, "strategy": {"canary": {"steps": [{"setWeight": 20}], "stableMetadata": {"labels": {}}}}}}
 `
 	want := `{
-  "apiVersion": "argoproj.io/v1alpha1",
   "kind": "Rollout",
+  "apiVersion": "argoproj.io/v1alpha1",
   "metadata": {
     "name": "j",
     "annotations": {
-      "x": "<&>"
+      "x": "<&>",
+      "y": "caf\u00e9"
     }
   },
   "spec": {
@@ -118,7 +121,7 @@ metadata:
   ]
 }
 `
-	res, out, notes := run(t, one(in))
+	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, want, 2)
 	assertNotes(t, notes, "in.yaml:1 items[1] Rollout/in-list: injected", "in.yaml:2 items[0] Rollout/j: injected stableMetadata.labels.role=stable")
 	assertIdempotent(t, out)
@@ -127,7 +130,7 @@ metadata:
 // workloadRef is resolved from the other documents of the input, whatever
 // source they come from.
 func TestWorkloadRef(t *testing.T) {
-	ro := func(name, ref string) string {
+	rolloutWithRef := func(name, ref string) string {
 		return `apiVersion: argoproj.io/v1alpha1
 kind: Rollout
 metadata: {name: ` + name + `, namespace: shop}
@@ -158,10 +161,10 @@ apiVersion: apps/v1
 kind: Deployment
 metadata: {name: missing, namespace: elsewhere}
 `
-	rollouts := ro("a", "clean") + "---\n" + ro("b", "clash") + "---\n" + ro("c", "missing")
+	rollouts := rolloutWithRef("a", "clean") + "---\n" + rolloutWithRef("b", "clash") + "---\n" + rolloutWithRef("c", "missing")
 	res, out, notes := run(t, Input{Name: "rollouts.yaml", Data: []byte(rollouts)}, Input{Name: "deploy.yaml", Data: []byte(deploys)})
 	docs := strings.Split(out, "---\n")
-	if !strings.Contains(docs[0], "role: stable") || docs[1] != ro("b", "clash") || !strings.Contains(docs[2], "role: canary") {
+	if !strings.Contains(docs[0], "role: stable") || docs[1] != rolloutWithRef("b", "clash") || !strings.Contains(docs[2], "role: canary") {
 		t.Errorf("want a injected, b untouched, c injected; got:\n%s", out)
 	}
 	if res.Changed() != 2 {
