@@ -9,7 +9,6 @@ import (
 
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
-	"github.com/canary-tagger/canary-tagger/webhook/outcome"
 )
 
 var podsResource = schema.GroupResource{Resource: "pods"}
@@ -23,15 +22,11 @@ type agentPodHandler struct {
 }
 
 func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admission.Response {
-	if why := outOfScope(req, podsResource, admissionv1.Create); why != "" {
-		return h.rec.finish(req, skipped(why), admission.Allowed(""))
+	in, resp, done := h.rec.admit(req, podsResource, admissionv1.Create)
+	if done {
+		return resp
 	}
-	in, ops, res, err := runRule(req, h.rec.log, func(in map[string]any) (map[string]any, agentpod.Result) {
-		return agentpod.MutatePod(in, h.opts)
-	})
-	if err != nil {
-		return h.rec.malformed(req, "request.object is not a valid JSON object", err)
-	}
+	ops, res := agentpod.MutatePod(in, h.opts)
 
 	d := decision{outcome: res.Outcome, reason: string(res.Reason)}
 	switch {
@@ -46,9 +41,5 @@ func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admis
 		}
 	}
 	d.generateName, _ = obj.String(in, "metadata", "generateName")
-	return h.rec.finish(req, d, patchResponse(ops))
-}
-
-func skipped(why string) decision {
-	return decision{outcome: outcome.Skipped, reason: why}
+	return h.rec.finish(req, d, admission.Patched("", ops...))
 }

@@ -23,24 +23,20 @@ type rolloutHandler struct {
 }
 
 func (h *rolloutHandler) Handle(ctx context.Context, req admission.Request) admission.Response {
-	if why := outOfScope(req, rolloutsResource, admissionv1.Create, admissionv1.Update); why != "" {
-		return h.rec.finish(req, skipped(why), admission.Allowed(""))
+	in, resp, done := h.rec.admit(req, rolloutsResource, admissionv1.Create, admissionv1.Update)
+	if done {
+		return resp
 	}
-	in, ops, res, err := runRule(req, h.rec.log, func(in map[string]any) (map[string]any, rollout.Result) {
-		ns := req.Namespace
-		if ns == "" {
-			ns, _ = obj.String(in, "metadata", "namespace")
-		}
-		return rollout.Mutate(in, h.opts, h.refs.templateLabels(ctx, ns))
-	})
-	if err != nil {
-		return h.rec.malformed(req, "request.object is not a valid JSON object", err)
+	ns := req.Namespace
+	if ns == "" {
+		ns, _ = obj.String(in, "metadata", "namespace")
 	}
+	ops, res := rollout.Mutate(in, h.opts, h.refs.templateLabels(ctx, ns))
 
 	d := decision{outcome: res.Outcome, reason: string(res.Reason), injected: res.Added, warnings: res.Warnings}
 	if res.Detail != "" {
 		d.reason += ": " + res.Detail
 	}
 	d.generateName, _ = obj.String(in, "metadata", "generateName")
-	return h.rec.finish(req, d, patchResponse(ops))
+	return h.rec.finish(req, d, admission.Patched("", ops...))
 }

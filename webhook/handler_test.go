@@ -25,8 +25,7 @@ func TestReviewLogLine(t *testing.T) {
 	var buf bytes.Buffer
 	o := testOptions(t, fakeAPIServer(t, nil).URL)
 	o.Logger = zap.New(zap.WriteTo(&buf)) // production defaults: JSON
-	srv := newTestWebhookServer(t, o)
-	postReview(t, srv.URL+RolloutPath, readFile(t, filepath.Join(goldenDir, "rollout-conflict-template.request.json")))
+	postReview(t, webhookMux(t, o), RolloutPath, readFile(t, filepath.Join(goldenDir, "rollout-conflict-template.request.json")))
 
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	if len(lines) != 1 {
@@ -50,7 +49,7 @@ func TestReviewLogLine(t *testing.T) {
 // TestOutOfScopeRequests: requests the webhooks do not mutate are admitted
 // unchanged, without reading the object.
 func TestOutOfScopeRequests(t *testing.T) {
-	srv := newTestWebhookServer(t, testOptions(t, "http://127.0.0.1:1"))
+	mux := webhookMux(t, testOptions(t, "http://127.0.0.1:1"))
 	for _, tc := range []struct {
 		path, golden string
 		edit         func(*admissionv1.AdmissionRequest)
@@ -68,9 +67,9 @@ func TestOutOfScopeRequests(t *testing.T) {
 		}
 		tc.edit(review.Request)
 		body, _ := json.Marshal(review)
-		r := postReview(t, srv.URL+tc.path, body)
-		if !r.Allowed || len(r.Patch0) > 0 || r.AuditAnnotations["outcome"] != "skipped" {
-			t.Errorf("%s %s: allowed=%v patch=%s audit=%v", tc.path, review.Request.Operation, r.Allowed, r.Patch0, r.AuditAnnotations)
+		r := postReview(t, mux, tc.path, body)
+		if !r.Allowed || len(r.Patch) > 0 || r.AuditAnnotations["outcome"] != "skipped" {
+			t.Errorf("%s %s: allowed=%v patch=%s audit=%v", tc.path, review.Request.Operation, r.Allowed, r.Patch, r.AuditAnnotations)
 		}
 	}
 }
@@ -133,9 +132,9 @@ func TestWorkloadRefDisabled(t *testing.T) {
 	// End to end: the user is told, and the Rollout is injected.
 	o := testOptions(t, "http://127.0.0.1:1")
 	o.CheckWorkloadRef = false
-	r := postReview(t, newTestWebhookServer(t, o).URL+RolloutPath, readFile(t, filepath.Join(goldenDir, "rollout-workloadref-conflict.request.json")))
-	if len(r.Patch0) == 0 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "not checked") || !strings.Contains(r.Warnings[0], "workloadRef check disabled") {
-		t.Errorf("patch=%s warnings=%q", r.Patch0, r.Warnings)
+	r := postReview(t, webhookMux(t, o), RolloutPath, readFile(t, filepath.Join(goldenDir, "rollout-workloadref-conflict.request.json")))
+	if len(r.Patch) == 0 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "not checked") || !strings.Contains(r.Warnings[0], "workloadRef check disabled") {
+		t.Errorf("patch=%s warnings=%q", r.Patch, r.Warnings)
 	}
 }
 
@@ -168,9 +167,9 @@ func TestWorkloadRefWithoutCluster(t *testing.T) {
 
 	o := testOptions(t, "")
 	o.RESTConfig = func() (*rest.Config, error) { return nil, errors.New("no configuration has been provided") }
-	r := postReview(t, newTestWebhookServer(t, o).URL+RolloutPath, readFile(t, filepath.Join(goldenDir, "rollout-workloadref.request.json")))
-	if len(r.Patch0) == 0 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "not checked") {
-		t.Errorf("patch=%s warnings=%q", r.Patch0, r.Warnings)
+	r := postReview(t, webhookMux(t, o), RolloutPath, readFile(t, filepath.Join(goldenDir, "rollout-workloadref.request.json")))
+	if len(r.Patch) == 0 || len(r.Warnings) != 1 || !strings.Contains(r.Warnings[0], "not checked") {
+		t.Errorf("patch=%s warnings=%q", r.Patch, r.Warnings)
 	}
 }
 

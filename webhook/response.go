@@ -1,17 +1,18 @@
 package webhook
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 
 	"github.com/go-logr/logr"
-	"gomodules.xyz/jsonpatch/v2"
 	admissionv1 "k8s.io/api/admission/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
 )
 
@@ -67,15 +68,29 @@ func (r recorder) finish(req admission.Request, d decision, resp admission.Respo
 	return resp
 }
 
-// malformed answers a review whose what (the envelope, or request.object)
-// is unusable: the caller's mistake, so 400 (contract 7), never a 500.
-func (r recorder) malformed(req admission.Request, what string, err error) admission.Response {
-	return r.malformedCode(req, http.StatusBadRequest, fmt.Errorf("%s: %w", what, err))
+// admit does what both handlers do first: it refuses a review without a
+// request uid (contract 7: controller-runtime would hand over an empty
+// request), admits unchanged a request the webhook does not mutate, and
+// decodes request.object. done says resp is the answer.
+func (r recorder) admit(req admission.Request, want schema.GroupResource, ops ...admissionv1.Operation) (
+	in map[string]any, resp admission.Response, done bool) {
+	if req.UID == "" {
+		return nil, r.malformed(req, errors.New("AdmissionReview has no request or no request.uid")), true
+	}
+	if why := outOfScope(req, want, ops...); why != "" {
+		return nil, r.finish(req, decision{outcome: outcome.Skipped, reason: why}, admission.Allowed("")), true
+	}
+	in, err := obj.Decode(req.Object.Raw)
+	if err != nil {
+		return nil, r.malformed(req, fmt.Errorf("request.object is not a valid JSON object: %w", err)), true
+	}
+	return in, admission.Response{}, false
 }
 
-// malformedCode answers with another 4xx code (413 for a body too large).
-func (r recorder) malformedCode(req admission.Request, code int32, err error) admission.Response {
-	return r.finish(req, decision{outcome: outcome.Error, reason: err.Error()}, admission.Errored(code, err))
+// malformed answers a review that is unusable: the caller's mistake, so 400
+// (contract 7), never a 500.
+func (r recorder) malformed(req admission.Request, err error) admission.Response {
+	return r.finish(req, decision{outcome: outcome.Error, reason: err.Error()}, admission.Errored(http.StatusBadRequest, err))
 }
 
 // outOfScope says why a request is not one the webhook mutates (another
@@ -91,16 +106,4 @@ func outOfScope(req admission.Request, want schema.GroupResource, ops ...admissi
 		return fmt.Sprintf("operation %s is not handled", req.Operation)
 	}
 	return ""
-}
-
-// patchResponse admits the object, with the JSON Patch ops if any (see patch.go).
-func patchResponse(ops []jsonpatch.JsonPatchOperation) admission.Response {
-	if len(ops) == 0 {
-		return admission.Allowed("")
-	}
-	pt := admissionv1.PatchTypeJSONPatch
-	return admission.Response{
-		Patches:           ops,
-		AdmissionResponse: admissionv1.AdmissionResponse{Allowed: true, PatchType: &pt},
-	}
 }

@@ -20,9 +20,7 @@ import (
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
-	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
-	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
 
 // Paths of the two webhooks (contract 1).
@@ -97,15 +95,15 @@ func newWebhooks(o Options) map[string]http.Handler {
 	rolloutRec := recorder{webhook: metricRollout, log: o.Logger}
 	agentPodRec := recorder{webhook: metricAgentPod, log: o.Logger}
 	return map[string]http.Handler{
-		RolloutPath: &reviewHandler{rec: rolloutRec, reads: rollout.Reads, wh: &crwebhook.Admission{Handler: &rolloutHandler{
+		RolloutPath: &admission.Webhook{Handler: &rolloutHandler{
 			opts: o.Rules.Rollout,
 			refs: newWorkloadRefs(o.CheckWorkloadRef, o.RESTConfig),
 			rec:  rolloutRec,
-		}}},
-		AgentPodPath: &reviewHandler{rec: agentPodRec, reads: agentpod.PodReads, wh: &crwebhook.Admission{Handler: &agentPodHandler{
+		}},
+		AgentPodPath: &admission.Webhook{Handler: &agentPodHandler{
 			opts: o.Rules.AgentPod,
 			rec:  agentPodRec,
-		}}},
+		}},
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -100,7 +99,7 @@ func TestServerServesBothWebhooks(t *testing.T) {
 	}
 	for path, body := range map[string][]byte{
 		RolloutPath:  readFile(t, filepath.Join(goldenDir, "rollout-seed-create.request.json")),
-		AgentPodPath: helmChartPodReview(t),
+		AgentPodPath: helmChartReview(t),
 	} {
 		code, b := s.post(t, path, "application/json", body)
 		r := responseOf(t, code, b)
@@ -264,7 +263,7 @@ func TestServerMetrics(t *testing.T) {
 		"rollout-bluegreen", "rollout-malformed-object", "agent-pod-non-agent", "agent-pod-valuefrom"} {
 		s.post(t, pathOf(c), "application/json", readFile(t, filepath.Join(goldenDir, c+".request.json")))
 	}
-	s.post(t, AgentPodPath, "application/json", helmChartPodReview(t))
+	s.post(t, AgentPodPath, "application/json", helmChartReview(t))
 	after := scrape(t, s.metrics)
 
 	for _, w := range []string{"rollout", "agent-pod"} {
@@ -480,15 +479,6 @@ func pathOf(golden string) string {
 		return AgentPodPath
 	}
 	return RolloutPath
-}
-
-func readFile(t testing.TB, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }
 
 func freePort(t *testing.T) int {

@@ -54,17 +54,15 @@ func FuzzMutate(f *testing.F) {
 			pod    bool
 		}{{agentpod.MutatePod, true}, {agentpod.MutateDaemonSet, false}} {
 			before := objtest.CopyObject(in)
-			out, res := m.mutate(in, opts)
+			out, res := applied(t, m.mutate, in, opts)
 			if !reflect.DeepEqual(in, before) {
 				t.Fatalf("input modified")
 			}
 			checkInvariants(t, in, out, res, opts, m.pod)
-			again, res2 := m.mutate(out, opts)
-			if !reflect.DeepEqual(again, out) || res2.Outcome == outcome.Injected {
-				t.Fatalf("not idempotent: %s then %s\n%s\n%s", res.Outcome, res2.Outcome, objtest.JSON(out), objtest.JSON(again))
+			if again, res2 := m.mutate(out, opts); len(again) != 0 || res2.Outcome == outcome.Injected {
+				t.Fatalf("not idempotent: %s then %s %s\n%s", res.Outcome, res2.Outcome, objtest.JSON(again), objtest.JSON(out))
 			}
 		}
-		checkShaped(t, in, opts)
 	})
 }
 
@@ -285,19 +283,23 @@ func FuzzEnvValue(f *testing.F) {
 		}
 		in := objtest.MustYAML(P(`{containers: [{name: agent}]}`))
 		in["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["env"] = env
+		// As the webhook receives it: JSON, in which invalid UTF-8 is already U+FFFD.
+		in, err := obj.Decode(objtest.JSON(in))
+		if err != nil {
+			t.Fatal(err)
+		}
 		before := objtest.CopyObject(in)
-		out, res := agentpod.MutatePod(in, defaults)
+		out, res := applied(t, agentpod.MutatePod, in, defaults)
 		if !reflect.DeepEqual(in, before) {
 			t.Fatalf("input modified")
 		}
 		checkInvariants(t, in, out, res, defaults, true)
 		if res.Outcome == outcome.Injected {
-			if dup && !reflect.DeepEqual(at(out, "/spec/containers/0/env/0"), env[0]) {
+			if dup && !reflect.DeepEqual(at(out, "/spec/containers/0/env/0"), at(in, "/spec/containers/0/env/0")) {
 				t.Fatalf("earlier duplicate entry changed")
 			}
 		}
-		again, res2 := agentpod.MutatePod(out, defaults)
-		if !reflect.DeepEqual(again, out) || res2.Outcome == outcome.Injected {
+		if again, res2 := agentpod.MutatePod(out, defaults); len(again) != 0 || res2.Outcome == outcome.Injected {
 			t.Fatalf("not idempotent")
 		}
 	})

@@ -15,9 +15,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml from the rules' output")
 
-// fixtureDir holds the Datadog Helm chart renders, read in place: the repo's
-// CI clones it with shared/ beside it (<repo>/../shared), and this package is
-// <repo>/webhook/agentpod.
+// fixtureDir holds the Datadog Helm chart renders.
 const fixtureDir = "../../test/testdata/datadog-helm"
 
 // fixtures says, per render, which containers contract 3.2 handles in the agent
@@ -46,7 +44,7 @@ var fixtures = []struct {
 // the DaemonSet (or to a ReplicaSet for a Deployment), the template's spec.
 func podFrom(d objtest.Doc) map[string]any {
 	tmplMeta, _ := obj.Lookup(d.Object, "spec", "template", "metadata")
-	meta := obj.CopyMap(objtest.DeepCopy(tmplMeta).(map[string]any))
+	meta := objtest.DeepCopy(tmplMeta).(map[string]any)
 	ns, _ := obj.String(d.Object, "metadata", "namespace")
 	ownerKind, ownerName := d.Kind(), d.Name()
 	if ownerKind == "Deployment" {
@@ -85,27 +83,13 @@ func newResult(in, out map[string]any, res agentpod.Result, withOutput bool) *re
 func run(t *testing.T, mutate mutateFunc, in map[string]any, isPod bool) (map[string]any, agentpod.Result) {
 	t.Helper()
 	before := objtest.CopyObject(in)
-	out, res := mutate(in, defaults)
+	out, res := applied(t, mutate, in, defaults)
 	if !reflect.DeepEqual(in, before) {
 		t.Fatal("the rule modified its input")
 	}
 	checkInvariants(t, in, out, res, defaults, isPod)
 	checkIdempotent(t, out, defaults, mutate)
-	if isPod {
-		checkShaped(t, in, defaults)
-	}
 	return out, res
-}
-
-// checkShaped: MutatePod reads nothing outside PodReads (the webhook decodes
-// only that much).
-func checkShaped(t testing.TB, in map[string]any, opts agentpod.Options) {
-	t.Helper()
-	if msg := objtest.CheckShaped(in, agentpod.PodReads, func(o map[string]any) (map[string]any, agentpod.Result) {
-		return agentpod.MutatePod(o, opts)
-	}); msg != "" {
-		t.Fatalf("PodReads: %s", msg)
-	}
 }
 
 // TestGolden runs the hand-written testdata/*.yaml inputs (a Pod or a

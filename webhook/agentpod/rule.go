@@ -3,17 +3,22 @@
 // keeping every mapping already there, and say per container what it did in
 // the pod's status annotation.
 //
-// Like the Rollout rule it works on unstructured JSON, never modifies its
-// input, and leaves fields of unexpected types alone.
+// Like the Rollout rule it reads unstructured JSON, returns JSON Patch
+// operations (for the webhook and for `mutate`), and leaves fields of
+// unexpected types alone.
 package agentpod
 
 import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
+	"github.com/go-openapi/jsonpointer"
+	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
@@ -129,89 +134,62 @@ const MaxStatusLen = 4096
 
 const statusMore = "; and %d more containers: %d injected, %d present, %d skipped"
 
-// PodReads is what MutatePod reads of a Pod, for a server that decodes only
-// that (obj.Shape): not managedFields, and of the containers only name and
-// environment. The tests run every case on both the whole and the shaped
-// object. (name, namespace and generateName are for the webhook's log.)
-var PodReads = obj.Shape{
-	"apiVersion": nil, "kind": nil,
-	"metadata": {"name": nil, "namespace": nil, "generateName": nil, "labels": nil, "annotations": nil, "ownerReferences": nil},
-	"spec":     {"containers": containerReads, "initContainers": containerReads},
-}
-
-var containerReads = obj.Shape{"name": nil, "env": nil, "envFrom": nil}
-
 // MutatePod applies contract 3 to a Pod: agent pods owned by a DaemonSet get the
 // mapping and the status annotation. An existing status annotation is kept:
 // the apiserver may call the webhook again on its own output
 // (reinvocationPolicy: IfNeeded), and the first record is the true one.
-func MutatePod(o map[string]any, opts Options) (map[string]any, Result) {
+func MutatePod(o map[string]any, opts Options) ([]jsonpatch.Operation, Result) {
 	if k, _ := obj.String(o, "kind"); k != "Pod" {
-		return o, skip(ReasonNotPod, "")
+		return nil, skip(ReasonNotPod, "")
 	}
 	if r, ok := matches(o, []string{"metadata", "labels"}, opts.Selector); !ok {
-		return o, r
+		return nil, r
 	}
 	if !ownedByDaemonSet(o) {
-		return o, skip(ReasonNotOwnedByDS, "")
+		return nil, skip(ReasonNotOwnedByDS, "")
 	}
 	spec, k := obj.Lookup(o, "spec")
 	if k != obj.Map {
-		return o, unexpectedPod("spec", spec)
+		return nil, unexpectedPod("spec", spec)
 	}
-	newSpec, res := mutatePodSpec(spec.(map[string]any), opts)
-	if res.Outcome != "" && res.Reason != ReasonNone {
-		return o, res
+	ops, res := mutatePodSpec(spec.(map[string]any), "/spec", opts)
+	if res.Reason != ReasonNone {
+		return nil, res
 	}
-	out := obj.CopyMap(o)
-	out["spec"] = newSpec
-	// Status annotation, unless the user's metadata makes that impossible.
-	meta, k := obj.Lookup(o, "metadata")
-	if k == obj.Map {
-		ann, ak := obj.Lookup(meta.(map[string]any), "annotations")
-		switch ak {
-		case obj.Absent, obj.Null:
-			m := obj.CopyMap(meta.(map[string]any))
-			m["annotations"] = map[string]any{StatusAnnotation: res.Status()}
-			out["metadata"] = m
-		case obj.Map:
-			if _, has := ann.(map[string]any)[StatusAnnotation]; !has {
-				m := obj.CopyMap(meta.(map[string]any))
-				a := obj.CopyMap(ann.(map[string]any))
-				a[StatusAnnotation] = res.Status()
-				m["annotations"] = a
-				out["metadata"] = m
-			}
+	// The status annotation, unless the user's metadata makes that impossible.
+	status := res.Status()
+	switch ann, k := obj.Lookup(o, "metadata", "annotations"); k {
+	case obj.Absent, obj.Null:
+		if _, mk := obj.Lookup(o, "metadata"); mk == obj.Map {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations", map[string]any{StatusAnnotation: status}))
+		}
+	case obj.Map:
+		if _, has := ann.(map[string]any)[StatusAnnotation]; !has {
+			ops = append(ops, jsonpatch.NewOperation("add", "/metadata/annotations/"+jsonpointer.Escape(StatusAnnotation), status))
 		}
 	}
-	return out, res
+	return ops, res
 }
 
 // MutateDaemonSet applies contract 3 to the pod template of a DaemonSet whose
 // template matches the selector (contract 6, for manifests). No status annotation
 // is written: it would change the template and restart the agents for nothing.
-func MutateDaemonSet(o map[string]any, opts Options) (map[string]any, Result) {
+func MutateDaemonSet(o map[string]any, opts Options) ([]jsonpatch.Operation, Result) {
 	if k, _ := obj.String(o, "kind"); k != "DaemonSet" {
-		return o, skip(ReasonNotDaemonSet, "")
+		return nil, skip(ReasonNotDaemonSet, "")
 	}
 	if r, ok := matches(o, []string{"spec", "template", "metadata", "labels"}, opts.Selector); !ok {
-		return o, r
+		return nil, r
 	}
 	ps, k, at := obj.Find(o, "spec", "template", "spec")
 	if k != obj.Map {
-		return o, unexpectedPod(strings.Join(at, "."), ps)
+		return nil, unexpectedPod(strings.Join(at, "."), ps)
 	}
-	newPS, res := mutatePodSpec(ps.(map[string]any), opts)
-	if res.Reason != ReasonNone || res.Outcome != outcome.Injected {
-		return o, res
+	ops, res := mutatePodSpec(ps.(map[string]any), "/spec/template/spec", opts)
+	if res.Reason != ReasonNone {
+		return nil, res
 	}
-	out := obj.CopyMap(o)
-	spec := obj.CopyMap(out["spec"].(map[string]any))
-	tmpl := obj.CopyMap(spec["template"].(map[string]any))
-	tmpl["spec"] = newPS
-	spec["template"] = tmpl
-	out["spec"] = spec
-	return out, res
+	return ops, res
 }
 
 func matches(o map[string]any, path []string, sel labels.Selector) (Result, bool) {
@@ -254,12 +232,11 @@ func ownedByDaemonSet(o map[string]any) bool {
 }
 
 // mutatePodSpec handles containers (all) and init containers (only those that
-// already declare the variable). The returned Result has an empty Reason
-// unless the spec as a whole was left alone.
-func mutatePodSpec(spec map[string]any, opts Options) (map[string]any, Result) {
+// already declare the variable) of the pod spec at pointer. The returned
+// Result has an empty Reason unless the spec as a whole was left alone.
+func mutatePodSpec(spec map[string]any, pointer string, opts Options) ([]jsonpatch.Operation, Result) {
 	var res Result
-	out := spec
-	changed := false
+	var ops []jsonpatch.Operation
 	for _, field := range []string{"containers", "initContainers"} {
 		init := field == "initContainers"
 		v, k := obj.Lookup(spec, field)
@@ -267,40 +244,30 @@ func mutatePodSpec(spec map[string]any, opts Options) (map[string]any, Result) {
 		case obj.Absent, obj.Null:
 			continue
 		case obj.Map:
-			return spec, unexpectedPod("spec."+field, v)
+			return nil, unexpectedPod("spec."+field, v)
 		}
 		list, ok := v.([]any)
 		if !ok {
-			return spec, unexpectedPod("spec."+field, v)
+			return nil, unexpectedPod("spec."+field, v)
 		}
-		var newList []any
 		for i, c := range list {
 			cm, ok := c.(map[string]any)
 			if !ok {
-				return spec, unexpectedPod(fmt.Sprintf("spec.%s[%d]", field, i), c)
+				return nil, unexpectedPod(fmt.Sprintf("spec.%s[%d]", field, i), c)
 			}
-			newC, cr, handled := mutateContainer(cm, init, opts)
+			op, cr, handled := mutateContainer(cm, init, opts)
 			if !handled {
 				continue
 			}
 			res.Containers = append(res.Containers, cr)
-			if cr.Action == ActionInjected {
-				if newList == nil {
-					newList = append([]any(nil), list...)
-				}
-				newList[i] = newC
+			if op != nil {
+				op.Path = pointer + "/" + field + "/" + strconv.Itoa(i) + op.Path
+				ops = append(ops, *op)
 			}
-		}
-		if newList != nil {
-			if !changed {
-				out = obj.CopyMap(spec)
-				changed = true
-			}
-			out[field] = newList
 		}
 	}
 	if len(res.Containers) == 0 {
-		return spec, skip(ReasonNoContainers, "")
+		return nil, skip(ReasonNoContainers, "")
 	}
 	res.Outcome = outcome.Present
 	for _, c := range res.Containers {
@@ -313,27 +280,33 @@ func mutatePodSpec(spec map[string]any, opts Options) (map[string]any, Result) {
 			}
 		}
 	}
-	return out, res
+	return ops, res
 }
 
-// mutateContainer applies contract 3.3 to one container. handled is false for an
-// init container that does not declare the variable (contract 3.2).
-func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any, Container, bool) {
+// mutateContainer applies contract 3.3 to one container. The operation's path
+// is relative to the container. handled is false for an init container that
+// does not declare the variable (contract 3.2).
+func mutateContainer(c map[string]any, init bool, opts Options) (*jsonpatch.Operation, Container, bool) {
 	name, _ := c["name"].(string)
 	cr := Container{Name: name, Init: init}
-	skipped := func(r Reason, detail string) (map[string]any, Container, bool) {
+	skipped := func(r Reason, detail string) (*jsonpatch.Operation, Container, bool) {
 		cr.Action, cr.Reason, cr.Detail = ActionSkipped, r, detail
-		return c, cr, true
+		return nil, cr, true
+	}
+	injected := func(op jsonpatch.Operation) (*jsonpatch.Operation, Container, bool) {
+		cr.Action = ActionInjected
+		return &op, cr, true
 	}
 
 	// Find the effective entry (the last one with the name, as Kubernetes
 	// uses) and the first field of an unexpected type, if any.
 	var env []any
 	bad := ""
-	if v, k := obj.Lookup(c, "env"); k == obj.Map || k == obj.Other {
-		l, ok := v.([]any)
+	envValue, envKind := obj.Lookup(c, "env")
+	if envKind == obj.Map || envKind == obj.Other {
+		l, ok := envValue.([]any)
 		if !ok {
-			bad = "env is " + obj.TypeName(v)
+			bad = "env is " + obj.TypeName(envValue)
 		}
 		env = l
 	}
@@ -352,7 +325,7 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 	}
 	switch {
 	case init && last < 0:
-		return c, cr, false
+		return nil, cr, false
 	case bad != "":
 		return skipped(ReasonUnexpectedType, bad)
 	}
@@ -367,12 +340,11 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 			}
 		}
 		value, _ := encode(map[string]string{opts.LabelKey: opts.TagName})
-		out := obj.CopyMap(c)
-		newEnv := make([]any, len(env), len(env)+1)
-		copy(newEnv, env)
-		out["env"] = append(newEnv, map[string]any{"name": EnvName, "value": value})
-		cr.Action = ActionInjected
-		return out, cr, true
+		entry := map[string]any{"name": EnvName, "value": value}
+		if envKind == obj.Absent || envKind == obj.Null {
+			return injected(jsonpatch.NewOperation("add", "/env", []any{entry}))
+		}
+		return injected(jsonpatch.NewOperation("add", "/env/"+strconv.Itoa(len(env)), entry))
 	}
 
 	entry := env[last].(map[string]any)
@@ -397,21 +369,18 @@ func mutateContainer(c map[string]any, init bool, opts Options) (map[string]any,
 	}
 	if tag, ok := mapped(mapping, opts.LabelKey); ok {
 		cr.Action, cr.Tag = ActionPresent, tag
-		return c, cr, true
+		return nil, cr, true
 	}
 	mapping[opts.LabelKey] = opts.TagName
 	value, err := encode(mapping)
 	if err != nil {
 		return skipped(ReasonInvalidJSON, "")
 	}
-	newEntry := obj.CopyMap(entry)
-	newEntry["value"] = value
-	newEnv := append([]any(nil), env...)
-	newEnv[last] = newEntry
-	out := obj.CopyMap(c)
-	out["env"] = newEnv
-	cr.Action = ActionInjected
-	return out, cr, true
+	op := "add" // an entry without a value
+	if _, has := entry["value"]; has {
+		op = "replace"
+	}
+	return injected(jsonpatch.NewOperation(op, "/env/"+strconv.Itoa(last)+"/value", value))
 }
 
 // mapped returns the tag the mapping gives key. The agent lower-cases the
@@ -445,29 +414,33 @@ func parseMapping(raw string) (map[string]string, error) {
 	if !utf8.ValidString(raw) {
 		return nil, errors.New("invalid UTF-8")
 	}
-	r := obj.NewReader([]byte(raw))
-	if r.Kind() != '{' {
+	dec := json.NewDecoder(strings.NewReader(raw))
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
 		return nil, errors.New("not an object")
 	}
-	err := r.Members(func(key string) error {
-		if r.Kind() != '"' {
-			return errors.New("value is not a string")
-		}
-		val, err := r.String()
+	for dec.More() {
+		key, err := dec.Token()
 		if err != nil {
-			return err
+			return nil, err
 		}
-		if _, dup := m[key]; dup {
-			return errDuplicate
+		value, err := dec.Token()
+		if err != nil {
+			return nil, err
 		}
-		m[key] = val
-		return nil
-	})
-	if err == nil {
-		err = r.End()
+		s, ok := value.(string)
+		if !ok {
+			return nil, errors.New("value is not a string")
+		}
+		if _, dup := m[key.(string)]; dup {
+			return nil, errDuplicate
+		}
+		m[key.(string)] = s
 	}
-	if err != nil {
+	if _, err := dec.Token(); err != nil { // the closing brace
 		return nil, err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("unexpected data after the object")
 	}
 	return m, nil
 }

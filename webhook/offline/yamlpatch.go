@@ -16,8 +16,9 @@ import (
 
 var byteOrderMark = []byte("\ufeff")
 
-// patchYAML applies "add" and "replace" operations to a YAML document's yaml.v3 node tree
-// and encodes the tree again (indent 2, sequences as kubectl writes them).
+// patchYAML applies "add" and "replace" operations to a YAML document's
+// yaml.v3 node tree and encodes the tree again (indent 2, sequences as
+// kubectl writes them).
 // What comes before the object (raw[:body]: a "---" line, comments, a byte
 // order mark) and the line breaks after it are kept as they are.
 func patchYAML(raw []byte, body int, ops []jsonpatch.Operation) ([]byte, error) {
@@ -40,7 +41,7 @@ func patchYAML(raw []byte, body int, ops []jsonpatch.Operation) ([]byte, error) 
 	}
 	root := doc.Content[0]
 	for _, op := range ops {
-		if err := addNode(root, op); err != nil {
+		if err := applyOperation(root, op); err != nil {
 			return nil, fmt.Errorf("%s %s: %w", op.Operation, op.Path, err)
 		}
 	}
@@ -62,11 +63,11 @@ func patchYAML(raw []byte, body int, ops []jsonpatch.Operation) ([]byte, error) 
 	return bytes.Join([][]byte{raw[:body], text, trailing}, nil), nil
 }
 
-// addNode applies one RFC 6902 "add" or "replace" to the tree: the value is
+// applyOperation applies one RFC 6902 "add" or "replace" to the tree: the value is
 // set on a mapping key (replacing the value of an existing key) or inserted
 // into a sequence; "replace" needs the key or entry to exist and takes its
 // place. The new node is yaml.v3's own encoding of the value.
-func addNode(root *yaml.Node, op jsonpatch.Operation) error {
+func applyOperation(root *yaml.Node, op jsonpatch.Operation) error {
 	replace := op.Operation == "replace"
 	if op.Operation != "add" && !replace {
 		return errors.New("only add and replace operations are applied")
@@ -90,50 +91,52 @@ func addNode(root *yaml.Node, op jsonpatch.Operation) error {
 		}
 	}
 	last := tokens[len(tokens)-1]
+	var replaced **yaml.Node // the node the value takes the place of
+	var key *yaml.Node
 	switch parent.Kind {
 	case yaml.MappingNode:
 		if i := keyIndex(parent, last); i >= 0 {
-			old := parent.Content[i+1]
-			unshareSubtree(root, old) // its anchors go away with it
-			takePlace(value, old, parent.Content[i])
-			parent.Content[i+1] = value
-			return nil
+			replaced, key = &parent.Content[i+1], parent.Content[i]
+			break
 		}
 		if replace {
 			return fmt.Errorf("no key %q to replace", last)
 		}
-		key := &yaml.Node{}
-		if err := key.Encode(last); err != nil {
+		newKey := &yaml.Node{}
+		if err := newKey.Encode(last); err != nil {
 			return err
 		}
 		if n := len(parent.Content); n > 0 {
-			keepAtEnd(parent.Content[n-2], key)
+			keepAtEnd(parent.Content[n-2], newKey)
 		}
-		parent.Content = append(parent.Content, key, value)
+		parent.Content = append(parent.Content, newKey, value)
+		return nil
 	case yaml.SequenceNode:
+		limit := len(parent.Content) + 1 // add may append
 		if replace {
-			i, err := index(last, len(parent.Content))
-			if err != nil {
-				return err
-			}
-			unshareSubtree(root, parent.Content[i])
-			takePlace(value, parent.Content[i], nil)
-			parent.Content[i] = value
-			return nil
+			limit--
 		}
 		i := len(parent.Content)
-		if last != "-" {
-			if i, err = index(last, len(parent.Content)+1); err != nil {
+		if last != "-" || replace {
+			if i, err = index(last, limit); err != nil {
 				return err
 			}
+		}
+		if replace {
+			replaced = &parent.Content[i]
+			break
 		}
 		if n := len(parent.Content); i == n && n > 0 {
 			keepAtEnd(parent.Content[n-1], value)
 		}
 		parent.Content = slices.Insert(parent.Content, i, value)
+		return nil
 	default:
 		return fmt.Errorf("%q: the parent is not a mapping or a sequence", last)
 	}
+	unshareSubtree(root, *replaced) // its anchors go away with it
+	takePlace(value, *replaced, key)
+	*replaced = value
 	return nil
 }
 

@@ -86,9 +86,13 @@ func TestGolden(t *testing.T) {
 			in := docs[0].Object
 			before := objtest.CopyObject(in)
 			resolve := docsResolver(docs[1:])
-			out, res := rollout.Mutate(in, defaults, resolve)
+			ops, res := rollout.Mutate(in, defaults, resolve)
 			if !reflect.DeepEqual(in, before) {
 				t.Fatal("the rule modified its input")
+			}
+			out, err := objtest.Apply(in, ops)
+			if err != nil {
+				t.Fatal(err)
 			}
 			want, ok := goldenOutcomes[name]
 			if !ok {
@@ -98,7 +102,6 @@ func TestGolden(t *testing.T) {
 				t.Errorf("outcome %s (%s %s), want %s", res.Outcome, res.Reason, res.Detail, want)
 			}
 			checkIdempotent(t, out, defaults, resolve)
-			checkShaped(t, in, defaults, resolve)
 			g := golden{
 				Outcome: res.Outcome, Reason: res.Reason, Detail: res.Detail, Warnings: res.Warnings, Added: res.Added,
 				Changed: !reflect.DeepEqual(in, out), Output: out,

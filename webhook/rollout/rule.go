@@ -2,14 +2,17 @@
 // ephemeral metadata a role label for stable and canary pods, unless the user
 // already did, the key would clash, or the Rollout is out of scope.
 //
-// The rule works on unstructured JSON (no Argo Rollouts Go types) so that no
-// field it does not own can change, and it never modifies its input: the maps
-// on the changed path are copied, everything else is shared.
+// The rule reads unstructured JSON (no Argo Rollouts Go types, so no field it
+// does not own can change) and returns JSON Patch operations: the webhook
+// sends them to the apiserver, `mutate` applies them to the manifest.
 package rollout
 
 import (
 	"fmt"
 	"strings"
+
+	"github.com/go-openapi/jsonpointer"
+	"gomodules.xyz/jsonpatch/v2"
 
 	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
@@ -82,50 +85,41 @@ var sides = []struct {
 	{"canaryMetadata", func(o Options) string { return o.CanaryValue }},
 }
 
-// Reads is what Mutate reads of a Rollout, for a server that decodes only
-// that (obj.Shape): not managedFields, the pod template's spec nor status,
-// the bulk of a Rollout. The tests run every case on both the whole and the
-// shaped object. (name, namespace and generateName are for the webhook's log.)
-var Reads = obj.Shape{
-	"apiVersion": nil, "kind": nil,
-	"metadata": {"name": nil, "namespace": nil, "generateName": nil, "annotations": nil, "deletionTimestamp": nil},
-	"spec":     {"strategy": nil, "selector": nil, "workloadRef": nil, "template": {"metadata": nil}},
-}
-
-// Mutate applies contract 2 to a Rollout. It returns the object to admit (the
-// input itself when nothing changes) and what it decided.
-func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[string]any, Result) {
+// Mutate applies contract 2 to a Rollout. It never modifies o; the
+// operations it returns are all "add" (contract 2.4) and none when nothing
+// is to change.
+func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) ([]jsonpatch.Operation, Result) {
 	if !isRollout(o) {
-		return o, skip(ReasonNotRollout, "")
+		return nil, skip(ReasonNotRollout, "")
 	}
 	if v, k, at := obj.Find(o, "metadata", "deletionTimestamp"); len(at) == 2 && k != obj.Absent && k != obj.Null && v != "" {
-		return o, skip(ReasonDeleting, "")
+		return nil, skip(ReasonDeleting, "")
 	}
 	if v, _ := obj.String(o, "metadata", "annotations", OptOutAnnotation); v == "false" {
-		return o, skip(ReasonOptedOut, OptOutAnnotation+`: "false"`)
+		return nil, skip(ReasonOptedOut, OptOutAnnotation+`: "false"`)
 	}
 
 	canary, k, at := obj.Find(o, "spec", "strategy", "canary")
 	switch k {
 	case obj.Absent, obj.Null:
-		return o, skip(ReasonNoCanary, "")
+		return nil, skip(ReasonNoCanary, "")
 	case obj.Other:
-		return o, unexpected(at, canary)
+		return nil, unexpected(at, canary)
 	}
 	switch steps, k := obj.Lookup(canary.(map[string]any), "steps"); k {
 	case obj.Absent, obj.Null:
-		return o, skip(ReasonNoSteps, "")
+		return nil, skip(ReasonNoSteps, "")
 	default:
 		if s, ok := steps.([]any); !ok {
-			return o, unexpected([]string{"spec", "strategy", "canary", "steps"}, steps)
+			return nil, unexpected([]string{"spec", "strategy", "canary", "steps"}, steps)
 		} else if len(s) == 0 {
-			return o, skip(ReasonNoSteps, "")
+			return nil, skip(ReasonNoSteps, "")
 		}
 	}
 
 	key := opts.LabelKey
 	if r, done := checkConflicts(o, key); done {
-		return o, r
+		return nil, r
 	}
 
 	// notChecked is said only if something is injected: a Rollout that
@@ -144,72 +138,46 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) (map[
 			notChecked = append(notChecked, fmt.Sprintf(
 				"canary-tagger: workloadRef %s not checked for label %q (%v); injected anyway", wr, key, err))
 		} else if _, clash := labels[key]; clash {
-			return o, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("workloadRef %s template", wr), templateWhy)
+			return nil, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("workloadRef %s template", wr), templateWhy)
 		}
 	} else if k == obj.Other {
-		return o, unexpected(at, ref)
+		return nil, unexpected(at, ref)
 	}
 
-	// Decide per side before copying anything: a field of an unexpected type
-	// on either side leaves the whole object alone.
-	type plan struct{ metaAbsent, labelsAbsent, add bool }
-	var plans [2]plan
-	for i, s := range sides {
+	// Every side is checked before any operation is made: a field of an
+	// unexpected type on either side leaves the whole object alone.
+	var ops []jsonpatch.Operation
+	var added []string
+	for _, s := range sides {
 		path := []string{"spec", "strategy", "canary", s.field}
+		pointer := "/spec/strategy/canary/" + s.field
+		value := s.value(opts)
 		meta, k := obj.Lookup(canary.(map[string]any), s.field)
 		switch k {
 		case obj.Absent, obj.Null:
-			plans[i] = plan{metaAbsent: true, add: true}
-			continue
+			ops = append(ops, jsonpatch.NewOperation("add", pointer, map[string]any{"labels": map[string]any{key: value}}))
 		case obj.Other:
-			return o, unexpected(path, meta)
-		}
-		labels, k := obj.Lookup(meta.(map[string]any), "labels")
-		switch k {
-		case obj.Absent, obj.Null:
-			plans[i] = plan{labelsAbsent: true, add: true}
-		case obj.Other:
-			return o, unexpected(append(path, "labels"), labels)
+			return nil, unexpected(path, meta)
 		case obj.Map:
-			_, has := labels.(map[string]any)[key]
-			plans[i] = plan{add: !has}
+			labels, k := obj.Lookup(meta.(map[string]any), "labels")
+			switch k {
+			case obj.Absent, obj.Null:
+				ops = append(ops, jsonpatch.NewOperation("add", pointer+"/labels", map[string]any{key: value}))
+			case obj.Other:
+				return nil, unexpected(append(path, "labels"), labels)
+			case obj.Map:
+				if _, has := labels.(map[string]any)[key]; has {
+					continue
+				}
+				ops = append(ops, jsonpatch.NewOperation("add", pointer+"/labels/"+jsonpointer.Escape(key), value))
+			}
 		}
+		added = append(added, fmt.Sprintf("spec.strategy.canary.%s.labels.%s=%s", s.field, key, value))
 	}
-	if !plans[0].add && !plans[1].add {
-		return o, Result{Outcome: outcome.Present}
+	if len(ops) == 0 {
+		return nil, Result{Outcome: outcome.Present}
 	}
-
-	res := Result{Outcome: outcome.Injected, Warnings: notChecked}
-	out := obj.CopyMap(o)
-	spec := obj.CopyMap(out["spec"].(map[string]any))
-	out["spec"] = spec
-	strategy := obj.CopyMap(spec["strategy"].(map[string]any))
-	spec["strategy"] = strategy
-	canaryOut := obj.CopyMap(canary.(map[string]any))
-	strategy["canary"] = canaryOut
-	for i, s := range sides {
-		p := plans[i]
-		if !p.add {
-			continue
-		}
-		value := s.value(opts)
-		switch {
-		case p.metaAbsent:
-			canaryOut[s.field] = map[string]any{"labels": map[string]any{key: value}}
-		case p.labelsAbsent:
-			meta := obj.CopyMap(canaryOut[s.field].(map[string]any))
-			meta["labels"] = map[string]any{key: value}
-			canaryOut[s.field] = meta
-		default:
-			meta := obj.CopyMap(canaryOut[s.field].(map[string]any))
-			labels := obj.CopyMap(meta["labels"].(map[string]any))
-			labels[key] = value
-			meta["labels"] = labels
-			canaryOut[s.field] = meta
-		}
-		res.Added = append(res.Added, fmt.Sprintf("spec.strategy.canary.%s.labels.%s=%s", s.field, key, value))
-	}
-	return out, res
+	return ops, Result{Outcome: outcome.Injected, Warnings: notChecked, Added: added}
 }
 
 // checkConflicts applies contract 2.2 to the Rollout's own selector and template.

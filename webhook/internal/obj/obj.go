@@ -1,11 +1,16 @@
-// Package obj reads and copies unstructured JSON objects (map[string]any as
-// produced by encoding/json with UseNumber) without ever "repairing" a field
-// of an unexpected type: readers report what they found, writers copy only
-// the maps and slices on the path they change, so the caller's object is
-// never modified (the rules are pure functions).
+// Package obj reads unstructured JSON objects (map[string]any as decoded by
+// encoding/json with UseNumber) without ever "repairing" a field of an
+// unexpected type: readers report what they found, so that a rule can leave
+// such an object alone (contract 7).
 package obj
 
-import "fmt"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+)
 
 // Kind says what a path lookup found.
 type Kind int
@@ -65,44 +70,17 @@ func String(o map[string]any, path ...string) (string, bool) {
 	return s, ok
 }
 
-// CopyMap returns a shallow copy of m (nil stays nil).
-func CopyMap(m map[string]any) map[string]any {
-	if m == nil {
-		return nil
-	}
-	c := make(map[string]any, len(m)+1)
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
-// Decode parses one JSON object, keeping numbers as json.Number so that
-// re-encoding never changes a value the webhook does not own. It decodes what
-// encoding/json (with UseNumber) would, in one pass (see Reader).
-func Decode(raw []byte) (map[string]any, error) { return DecodeShape(raw, nil) }
-
-// Shape names the parts of an object a rule reads, so that a server can
-// decode only those: each member named maps to the Shape of its value (nil:
-// all of it); with an array, the Shape applies to each element. Members not
-// named are kept as Skipped, so a rule still sees that they are there.
-type Shape map[string]Shape
-
-// Skipped is the value of a member its Shape left out. Readers report it as
-// Other; it never reaches a patch (the webhook checks, see runRule).
-var Skipped any = skipped{}
-
-type skipped struct{}
-
-// DecodeShape is Decode for the members s names (see Shape).
-func DecodeShape(raw []byte, s Shape) (map[string]any, error) {
-	r := NewReader(raw)
-	v, err := r.ValueShape(s)
-	if err != nil {
+// Decode parses one JSON object with encoding/json, keeping numbers as
+// json.Number so that no value the webhook does not own is rewritten.
+func Decode(raw []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
 		return nil, err
 	}
-	if err := r.End(); err != nil {
-		return nil, err
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("unexpected data after the JSON object")
 	}
 	m, ok := v.(map[string]any)
 	if !ok {

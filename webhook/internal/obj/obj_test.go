@@ -67,23 +67,6 @@ func TestString(t *testing.T) {
 	}
 }
 
-func TestCopyMap(t *testing.T) {
-	if obj.CopyMap(nil) != nil {
-		t.Error("CopyMap(nil) != nil")
-	}
-	inner := map[string]any{"x": "1"}
-	m := map[string]any{"a": inner, "b": "2"}
-	c := obj.CopyMap(m)
-	c["b"] = "changed"
-	c["new"] = true
-	if m["b"] != "2" || len(m) != 2 {
-		t.Errorf("CopyMap shares the top level: %v", m)
-	}
-	if reflect.ValueOf(c["a"]).Pointer() != reflect.ValueOf(inner).Pointer() {
-		t.Error("CopyMap should be shallow")
-	}
-}
-
 func TestDecode(t *testing.T) {
 	m := decode(t, `{"n": 1.50, "big": 12345678901234567890, "e": 1e3}`)
 	for k, want := range map[string]string{"n": "1.50", "big": "12345678901234567890", "e": "1e3"} {

@@ -1,7 +1,7 @@
 // Package objtest holds helpers for the rules' tests: reading YAML documents
 // as the rules see them (JSON decoded by obj.Decode), deep copies to prove the
-// rules do not modify their input, leaf listings to prove they only add, and
-// golden files. It is imported by tests only.
+// rules do not modify their input, applying their patches, and golden files.
+// It is imported by tests only.
 package objtest
 
 import (
@@ -9,11 +9,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
-	"reflect"
 	"regexp"
 	"strconv"
 	"strings"
 
+	jsonpatch5 "github.com/evanphx/json-patch/v5"
+	"github.com/go-openapi/jsonpointer"
+	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
@@ -116,7 +118,7 @@ func Leaves(v any) map[string]any {
 				out[p] = t
 			}
 			for k, e := range t {
-				walk(p+"/"+Escape(k), e)
+				walk(p+"/"+jsonpointer.Escape(k), e)
 			}
 		case []any:
 			if len(t) == 0 {
@@ -131,11 +133,6 @@ func Leaves(v any) map[string]any {
 	}
 	walk("", v)
 	return out
-}
-
-// Escape escapes one JSON pointer segment.
-func Escape(s string) string {
-	return strings.ReplaceAll(strings.ReplaceAll(s, "~", "~0"), "/", "~1")
 }
 
 // IsEmpty reports whether v is null, {} or [].
@@ -197,59 +194,19 @@ func firstDiff(want, got string) string {
 	return "(no line differs)"
 }
 
-// CheckShaped runs rule on in and on in as a server decoding only reads sees
-// it (obj.DecodeShape of its JSON), and returns "" if both give the same
-// result and the same object, else what differs. The shaped output counts as
-// the same when putting back, at each obj.Skipped in it, the member of in at
-// that path gives the whole output: so a rule that reads outside its shape,
-// or moves a member it did not decode, is caught.
-func CheckShaped[R any](in map[string]any, reads obj.Shape, rule func(map[string]any) (map[string]any, R)) string {
-	shaped, err := obj.DecodeShape(JSON(in), reads)
+// Apply applies JSON Patch operations to a copy of in, with the library the
+// tests use as the apiserver's stand-in, and returns the patched object.
+func Apply(in map[string]any, ops []jsonpatch.Operation) (map[string]any, error) {
+	if len(ops) == 0 {
+		return CopyObject(in), nil
+	}
+	patch, err := jsonpatch5.DecodePatch(JSON(ops))
 	if err != nil {
-		return fmt.Sprintf("shaped decode: %v", err)
+		return nil, err
 	}
-	out, res := rule(CopyObject(in))
-	sout, sres := rule(shaped)
-	if !reflect.DeepEqual(res, sres) {
-		return fmt.Sprintf("result on the whole object %+v, on the shaped one %+v", res, sres)
+	out, err := patch.Apply(JSON(in))
+	if err != nil {
+		return nil, err
 	}
-	if filled := fillSkipped(sout, in); !reflect.DeepEqual(filled, any(out)) {
-		return fmt.Sprintf("output on the whole object %s, on the shaped one (filled in) %s", JSON(out), JSON(filled))
-	}
-	return ""
+	return obj.Decode(out)
 }
-
-// fillSkipped replaces each obj.Skipped in v by the value at the same path
-// in src ("<missing>" if there is none).
-func fillSkipped(v, src any) any {
-	switch t := v.(type) {
-	case map[string]any:
-		sm, _ := src.(map[string]any)
-		c := make(map[string]any, len(t))
-		for k, e := range t {
-			se, ok := sm[k]
-			if !ok {
-				se = missing
-			}
-			c[k] = fillSkipped(e, se)
-		}
-		return c
-	case []any:
-		sa, _ := src.([]any)
-		c := make([]any, len(t))
-		for i, e := range t {
-			var se any = missing
-			if i < len(sa) {
-				se = sa[i]
-			}
-			c[i] = fillSkipped(e, se)
-		}
-		return c
-	}
-	if v == obj.Skipped {
-		return src
-	}
-	return v
-}
-
-const missing = "<missing>"
