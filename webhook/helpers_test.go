@@ -21,6 +21,7 @@ import (
 	"k8s.io/client-go/rest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/webhook/config"
 )
@@ -315,9 +316,17 @@ func serveRequest(h http.Handler, method, path, contentType string, body []byte)
 	return res
 }
 
-// requestOf decodes a body the way controller-runtime does (case
-// sensitive), to find the object the handler saw.
+// requestOf decodes a body as controller-runtime's decoder does (JSON, or
+// YAML, which also covers a leading byte order mark), to find the object the
+// handler saw.
 func requestOf(body []byte) (*admissionv1.AdmissionRequest, bool) {
+	if !json.Valid(body) {
+		j, err := yaml.YAMLToJSON(body)
+		if err != nil {
+			return nil, false
+		}
+		body = j
+	}
 	var review admissionv1.AdmissionReview
 	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(body, &review); err != nil || review.Request == nil {
 		return nil, false

@@ -122,7 +122,6 @@ func TestServerMalformedBodies(t *testing.T) {
 	}{
 		"not JSON":          {"application/json", []byte("this is not JSON")},
 		"truncated":         {"application/json", valid[:len(valid)/2]},
-		"wrong apiVersion":  {"application/json", bytes.Replace(valid, []byte(`"admission.k8s.io/v1"`), []byte(`"admission.k8s.io/v2"`), 1)},
 		"not a review":      {"application/json", []byte(`{"apiVersion":"v1","kind":"Pod"}`)},
 		"empty body":        {"application/json", nil},
 		"wrong contentType": {"text/plain", valid},
