@@ -1,13 +1,20 @@
 package certs
 
 import (
+	"bytes"
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"math/big"
 	"net"
-	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -16,42 +23,38 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/util/cert"
+	"k8s.io/client-go/util/keyutil"
 )
 
-// Defaults of the self-managed TLS mode.
+// Defaults and bounds of the self-managed TLS mode (docs/tls.md).
 const (
 	DefaultCertLifetime  = 90 * 24 * time.Hour
 	DefaultClusterDomain = "cluster.local"
 
-	// MinCertLifetime keeps renewal, propagation and the sync loop apart.
+	// MinCertLifetime keeps the renewal point clear of the sync loop.
 	MinCertLifetime = 15 * time.Second
+	// MaxCertLifetime keeps the serving certificate well inside the CA's
+	// ten years (client-go's NewSelfSignedCACert), so that the CA is only
+	// replaced in its last serving lifetime.
+	MaxCertLifetime = 2 * 365 * 24 * time.Hour
 )
 
-// Keys of the Secret the self-managed mode keeps (type kubernetes.io/tls).
+// Keys of the Secret (type kubernetes.io/tls) besides tls.crt and tls.key.
 const (
-	SecretCAKey       = "ca.crt"   // every CA the webhook configuration should trust, PEM, newest first
-	SecretNextCert    = "next.crt" // the next serving certificate, while a renewal is in progress
-	SecretNextKey     = "next.key"
-	AnnotationTrusted = "canary-tagger.io/next-trusted-since" // when next.crt's CA was seen in every caBundle
+	SecretCACert       = "ca.crt" // the signing CA first, then earlier CAs until they expire; what every caBundle holds
+	SecretCAPrivateKey = "ca.key" // the signing CA's key
 )
 
-// SelfManaged runs TLS for clusters without cert-manager (contract 4): it keeps a
-// CA and a serving certificate for the Service's DNS names in one Secret,
-// writes the CA into the caBundle of every webhook of the
-// MutatingWebhookConfiguration, publishes the certificate in CertDir for
-// controller-runtime's certwatcher, and renews it two thirds into its
-// lifetime.
-//
-// Several replicas coordinate only through the Secret's resourceVersion: the
-// first Create wins and the others read what it wrote; every update is
-// conditional, and a conflict means "read again and re-decide".
-//
-// Renewal never drops a request: a new CA and certificate are first staged in
-// the Secret next to the current ones and the new CA is added to every
-// caBundle; only once all caBundles have trusted it for PromotionDelay does
-// the new certificate become the served one. The old CA stays trusted until it
-// expires, so replicas that switch later keep working meanwhile. Each CA signs
-// exactly one certificate and its key is thrown away.
+const caCommonName = "canary-tagger-self-managed-ca"
+
+// SelfManaged runs TLS for clusters without cert-manager (contract 4): a
+// long-lived CA and a serving certificate it signed, both in one Secret; the
+// CA in the caBundle of every webhook of the MutatingWebhookConfiguration;
+// the certificate in CertDir for controller-runtime's certwatcher, renewed at
+// two thirds of its lifetime by the same CA, so that a renewal never touches
+// the caBundle. Replicas coordinate through the Secret's resourceVersion only.
+// See docs/tls.md.
 type SelfManaged struct {
 	// Client reads and writes the Secret and the webhook configuration.
 	Client kubernetes.Interface
@@ -71,40 +74,33 @@ type SelfManaged struct {
 	// certificate (--cert-dir, --cert-name, --key-name). ca.crt is written too.
 	CertDir, CertName, KeyName string
 
-	// Lifetime of each certificate (and of its CA); renewal at 2/3.
+	// Lifetime of the serving certificate (default DefaultCertLifetime);
+	// renewed at two thirds.
 	Lifetime time.Duration
 	// ServingAddr (host:port), when set, is dialled by Ready to check the
-	// certificate actually served; otherwise the files in CertDir are checked.
+	// certificate actually served; otherwise the one in CertDir is checked.
 	ServingAddr string
-
 	// SyncInterval is how often the Secret and the caBundles are re-checked
 	// (default: Lifetime/30, at most one minute).
 	SyncInterval time.Duration
-	// PromotionDelay is how long a new CA must have been in every caBundle
-	// before the certificate it signed is served, so that every apiserver has
-	// seen it (default: Lifetime/30, at most 30s).
-	PromotionDelay time.Duration
 	// BootstrapTimeout bounds Start (default two minutes).
 	BootstrapTimeout time.Duration
 
 	Logger logr.Logger
-	// Now is the clock (tests).
+	// Now is the clock of renewals (tests).
 	Now func() time.Time
 
-	mu       sync.Mutex
-	started  bool
-	wrote    bool                  // a certificate is in CertDir
-	served   *x509.Certificate     // the leaf in CertDir
-	bundles  [][]*x509.Certificate // caBundle of each webhook, as last read
-	lastErr  error
-	resyncCh chan struct{}
+	mu      sync.Mutex
+	started bool
+	served  *x509.Certificate     // the certificate in CertDir, nil until written
+	bundles [][]*x509.Certificate // caBundle of each webhook, as last written or read
+	lastErr error
 }
 
-// Start validates the settings, makes sure a certificate exists and is in
-// CertDir (creating the Secret if needed), and returns; the Secret, the
-// caBundles and the files are then kept up to date in the background until
-// ctx ends. Call it before starting the webhook server, whose certwatcher
-// needs the files to exist.
+// Start validates the settings, makes sure a certificate is in CertDir
+// (creating the Secret if needed) and returns; the Secret, the caBundles and
+// the files are then kept up to date in the background until ctx ends. Call
+// it before starting the webhook server, whose certwatcher needs the files.
 func (s *SelfManaged) Start(ctx context.Context) error {
 	if err := s.defaults(); err != nil {
 		return err
@@ -115,18 +111,13 @@ func (s *SelfManaged) Start(ctx context.Context) error {
 		return errors.New("self-managed TLS: already started")
 	}
 	s.started = true
-	s.resyncCh = make(chan struct{}, 1)
 	s.mu.Unlock()
 
 	bctx, cancel := context.WithTimeout(ctx, s.BootstrapTimeout)
 	defer cancel()
-	backoff := 200 * time.Millisecond
-	for {
+	for backoff := 200 * time.Millisecond; ; backoff = min(2*backoff, 5*time.Second) {
 		_, err := s.sync(bctx)
-		s.mu.Lock()
-		s.lastErr = err
-		s.mu.Unlock()
-		if s.hasFiles() {
+		if s.servedCert() != nil {
 			if err != nil {
 				s.Logger.Error(err, "self-managed TLS: certificate in place, webhook configuration not yet updated; retrying in the background")
 			}
@@ -138,7 +129,6 @@ func (s *SelfManaged) Start(ctx context.Context) error {
 			return fmt.Errorf("self-managed TLS: no certificate after %s: %w", s.BootstrapTimeout, errors.Join(err, bctx.Err()))
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 5*time.Second)
 	}
 	go s.loop(ctx)
 	return nil
@@ -146,9 +136,9 @@ func (s *SelfManaged) Start(ctx context.Context) error {
 
 // Ready is nil once the certificate being served is trusted by the caBundle
 // of every webhook in the configuration (as last read). With ServingAddr it
-// checks what the server actually presents, otherwise the files in CertDir.
+// checks what the server actually presents, otherwise the file in CertDir.
 func (s *SelfManaged) Ready() error {
-	if err := s.trustedFiles(); err != nil || s.ServingAddr == "" {
+	if err := s.trusted(s.servedCert()); err != nil || s.ServingAddr == "" {
 		if err != nil {
 			return fmt.Errorf("self-managed TLS: %w", err)
 		}
@@ -158,13 +148,8 @@ func (s *SelfManaged) Ready() error {
 	if err != nil {
 		return fmt.Errorf("self-managed TLS: webhook server on %s: %w", s.ServingAddr, err)
 	}
-	s.mu.Lock()
-	bundles := s.bundles
-	s.mu.Unlock()
-	for i, b := range bundles {
-		if err := smVerify(leaf, b, s.serverName(), s.Now()); err != nil {
-			return fmt.Errorf("self-managed TLS: served certificate not trusted by the caBundle of webhook #%d of %s: %w", i, s.WebhookConfigName, err)
-		}
+	if err := s.trusted(leaf); err != nil {
+		return fmt.Errorf("self-managed TLS: served %w", err)
 	}
 	return nil
 }
@@ -172,14 +157,13 @@ func (s *SelfManaged) Ready() error {
 // WaitTrusted blocks until the certificate in CertDir is trusted by the
 // caBundle of every webhook (or ctx ends). `serve` calls it between Start and
 // starting the webhook server, so that the server never answers with a
-// certificate the apiserver would refuse: until then neither the webhook nor
-// the probes answer, and the pod is not ready.
+// certificate the apiserver would refuse.
 func (s *SelfManaged) WaitTrusted(ctx context.Context) error {
 	t := time.NewTicker(100 * time.Millisecond)
 	defer t.Stop()
-	logged := time.Time{}
+	var logged time.Time
 	for {
-		err := s.trustedFiles()
+		err := s.trusted(s.servedCert())
 		if err == nil {
 			return nil
 		}
@@ -195,13 +179,19 @@ func (s *SelfManaged) WaitTrusted(ctx context.Context) error {
 	}
 }
 
-// trustedFiles checks the certificate in CertDir against the caBundles.
-func (s *SelfManaged) trustedFiles() error {
+func (s *SelfManaged) servedCert() *x509.Certificate {
 	s.mu.Lock()
-	served, bundles, wrote, lastErr := s.served, s.bundles, s.wrote, s.lastErr
+	defer s.mu.Unlock()
+	return s.served
+}
+
+// trusted checks leaf against the caBundle of every webhook, as last read.
+func (s *SelfManaged) trusted(leaf *x509.Certificate) error {
+	s.mu.Lock()
+	bundles, lastErr := s.bundles, s.lastErr
 	s.mu.Unlock()
 	switch {
-	case !wrote:
+	case leaf == nil:
 		return errors.New("no certificate yet")
 	case bundles == nil && lastErr != nil:
 		return fmt.Errorf("caBundle not written yet: %w", lastErr)
@@ -209,20 +199,15 @@ func (s *SelfManaged) trustedFiles() error {
 		return errors.New("caBundle not written yet")
 	}
 	for i, b := range bundles {
-		if err := smVerify(served, b, s.serverName(), s.Now()); err != nil {
+		if err := verify(leaf, b, s.serverName(), s.Now()); err != nil {
 			return fmt.Errorf("certificate not trusted by the caBundle of webhook #%d of %s: %w", i, s.WebhookConfigName, err)
 		}
 	}
 	return nil
 }
 
-// ReadyCheck is Ready with the signature of a controller-runtime
-// healthz.Checker, for the manager's readiness endpoint.
-func (s *SelfManaged) ReadyCheck(_ *http.Request) error { return s.Ready() }
-
 func (s *SelfManaged) dialServed() (*x509.Certificate, error) {
-	d := &net.Dialer{Timeout: 2 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", s.ServingAddr, &tls.Config{
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", s.ServingAddr, &tls.Config{
 		ServerName:         s.serverName(),
 		InsecureSkipVerify: true, //nolint:gosec // verified by Ready against each caBundle
 		MinVersion:         tls.VersionTLS12,
@@ -231,11 +216,7 @@ func (s *SelfManaged) dialServed() (*x509.Certificate, error) {
 		return nil, err
 	}
 	defer conn.Close()
-	certs := conn.ConnectionState().PeerCertificates
-	if len(certs) == 0 {
-		return nil, errors.New("no certificate presented")
-	}
-	return certs[0], nil
+	return conn.ConnectionState().PeerCertificates[0], nil
 }
 
 func (s *SelfManaged) defaults() error {
@@ -250,26 +231,17 @@ func (s *SelfManaged) defaults() error {
 			return fmt.Errorf("self-managed TLS: --%s must be set", flag)
 		}
 	}
-	if s.CertName == "" {
-		s.CertName = "tls.crt"
-	}
-	if s.KeyName == "" {
-		s.KeyName = "tls.key"
-	}
-	if s.ClusterDomain == "" {
-		s.ClusterDomain = DefaultClusterDomain
-	}
+	s.CertName = cmpOr(s.CertName, CertFile)
+	s.KeyName = cmpOr(s.KeyName, KeyFile)
+	s.ClusterDomain = cmpOr(s.ClusterDomain, DefaultClusterDomain)
 	if s.Lifetime == 0 {
 		s.Lifetime = DefaultCertLifetime
 	}
-	if s.Lifetime < MinCertLifetime {
-		return fmt.Errorf("self-managed TLS: --cert-lifetime=%s is shorter than %s", s.Lifetime, MinCertLifetime)
+	if s.Lifetime < MinCertLifetime || s.Lifetime > MaxCertLifetime {
+		return fmt.Errorf("self-managed TLS: --cert-lifetime=%s is not between %s and %s", s.Lifetime, MinCertLifetime, MaxCertLifetime)
 	}
 	if s.SyncInterval <= 0 {
 		s.SyncInterval = min(time.Minute, s.Lifetime/30)
-	}
-	if s.PromotionDelay <= 0 {
-		s.PromotionDelay = min(30*time.Second, s.Lifetime/30)
 	}
 	if s.BootstrapTimeout <= 0 {
 		s.BootstrapTimeout = 2 * time.Minute
@@ -284,236 +256,113 @@ func (s *SelfManaged) defaults() error {
 	return nil
 }
 
+func cmpOr(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
 func (s *SelfManaged) dnsNames() []string {
 	n, ns := s.ServiceName, s.Namespace
 	return []string{n + "." + ns + ".svc", n, n + "." + ns, n + "." + ns + ".svc." + s.ClusterDomain}
 }
 
 // serverName is what the apiserver checks: <service>.<namespace>.svc.
-func (s *SelfManaged) serverName() string { return s.ServiceName + "." + s.Namespace + ".svc" }
-
-func (s *SelfManaged) hasFiles() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.wrote
-}
+func (s *SelfManaged) serverName() string { return s.dnsNames()[0] }
 
 func (s *SelfManaged) loop(ctx context.Context) {
-	wait := time.Duration(0)
-	failures := 0
+	wait, failures := time.Duration(0), 0
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-time.After(wait):
-		case <-s.resyncCh:
 		}
 		next, err := s.sync(ctx)
-		s.mu.Lock()
-		s.lastErr = err
-		s.mu.Unlock()
 		switch {
 		case err == nil:
-			failures = 0
-			wait = next
+			failures, wait = 0, next
+		case ctx.Err() != nil:
+			return
 		case apierrors.IsConflict(err) || apierrors.IsAlreadyExists(err):
-			// Another replica moved first: read again now.
+			// Another replica wrote first: read again and re-decide.
 			s.Logger.V(1).Info("self-managed TLS: concurrent update, re-reading", "reason", err.Error())
+			failures++
 			wait = time.Duration(min(failures, 5)) * 50 * time.Millisecond
-			failures++
 		default:
-			if ctx.Err() != nil {
-				return
-			}
 			failures++
-			wait = min(s.SyncInterval, 5*time.Second, time.Duration(failures)*time.Second)
+			wait = min(s.SyncInterval, time.Duration(failures)*time.Second)
 			s.Logger.Error(err, "self-managed TLS: sync failed", "retryIn", wait)
 		}
 	}
 }
 
-// smState is the content of the Secret.
-type smState struct {
-	current      smPair
-	bundle       []*x509.Certificate
-	next         *smPair
-	trustedSince time.Time
-}
-
-func (st smState) nextCA() *x509.Certificate {
-	if st.next == nil {
-		return nil
-	}
-	for _, c := range st.bundle {
-		if c.CheckSignature(st.next.leaf.SignatureAlgorithm, st.next.leaf.RawTBSCertificate, st.next.leaf.Signature) == nil {
-			return c
-		}
-	}
-	return nil
-}
-
-func (st smState) write(sec *corev1.Secret) {
-	sec.Data = map[string][]byte{
-		corev1.TLSCertKey:       st.current.certPEM,
-		corev1.TLSPrivateKeyKey: st.current.keyPEM,
-		SecretCAKey:             smEncodeBundle(st.bundle),
-	}
-	if sec.Annotations != nil {
-		delete(sec.Annotations, AnnotationTrusted)
-	}
-	if st.next != nil {
-		sec.Data[SecretNextCert] = st.next.certPEM
-		sec.Data[SecretNextKey] = st.next.keyPEM
-		if !st.trustedSince.IsZero() {
-			if sec.Annotations == nil {
-				sec.Annotations = map[string]string{}
-			}
-			sec.Annotations[AnnotationTrusted] = st.trustedSince.UTC().Format(time.RFC3339Nano)
-		}
-	}
-}
-
-// fresh is a new state with a new CA.
-func (s *SelfManaged) fresh(now time.Time) (smState, error) {
-	caPEM, p, err := smIssue(s.dnsNames(), s.Lifetime, now)
-	if err != nil {
-		return smState{}, err
-	}
-	return smState{current: p, bundle: smParseBundle(caPEM)}, nil
-}
-
-// read parses the Secret; a current certificate that is unusable (missing,
-// not for our names, expired, not signed by a CA of the bundle) is an error.
-func (s *SelfManaged) read(sec *corev1.Secret, now time.Time) (smState, error) {
-	var st smState
-	var err error
-	if st.current, err = smParsePair(sec.Data[corev1.TLSCertKey], sec.Data[corev1.TLSPrivateKeyKey]); err != nil {
-		return st, err
-	}
-	st.bundle = smUnexpired(smParseBundle(sec.Data[SecretCAKey]), now)
-	for _, name := range s.dnsNames() {
-		if err := smVerify(st.current.leaf, st.bundle, name, now); err != nil {
-			return st, fmt.Errorf("certificate not valid for %s: %w", name, err)
-		}
-	}
-	if p, err := smParsePair(sec.Data[SecretNextCert], sec.Data[SecretNextKey]); err == nil {
-		st.next = &p
-		if st.nextCA() == nil || smVerify(p.leaf, st.bundle, s.serverName(), p.leaf.NotBefore.Add(time.Second)) != nil {
-			st.next = nil // not ours to promote; it will be re-staged
-		} else if t, err := time.Parse(time.RFC3339Nano, sec.Annotations[AnnotationTrusted]); err == nil {
-			st.trustedSince = t
-		}
-	}
-	return st, nil
-}
-
-// sync is one round: Secret, then caBundles, then promotion, then files. It
-// returns when to run again.
-func (s *SelfManaged) sync(ctx context.Context) (time.Duration, error) {
+// sync is one round: the Secret (created, or updated with a new serving
+// certificate when due), then the caBundles, then the files. It returns when
+// to run again.
+func (s *SelfManaged) sync(ctx context.Context) (next time.Duration, err error) {
+	defer func() {
+		s.mu.Lock()
+		s.lastErr = err
+		s.mu.Unlock()
+	}()
 	now := s.Now()
 	secrets := s.Client.CoreV1().Secrets(s.Namespace)
-
 	sec, err := secrets.Get(ctx, s.SecretName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		st, ferr := s.fresh(now)
-		if ferr != nil {
-			return 0, ferr
-		}
 		sec = &corev1.Secret{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:      s.SecretName,
-				Namespace: s.Namespace,
-				Labels:    map[string]string{"app.kubernetes.io/managed-by": "canary-tagger"},
+				Name: s.SecretName, Namespace: s.Namespace,
+				Labels: map[string]string{"app.kubernetes.io/managed-by": "canary-tagger"},
 			},
 			Type: corev1.SecretTypeTLS,
 		}
-		st.write(sec)
+		if sec.Data, _, err = s.desired(nil, now); err != nil {
+			return 0, err
+		}
+		// Of replicas starting together the first create wins; the others
+		// use what it wrote.
 		created, cerr := secrets.Create(ctx, sec, metav1.CreateOptions{})
 		if apierrors.IsAlreadyExists(cerr) {
-			// Another replica won; use what it wrote.
 			sec, err = secrets.Get(ctx, s.SecretName, metav1.GetOptions{})
-		} else if cerr != nil {
-			return 0, fmt.Errorf("create Secret: %w", cerr)
-		} else {
-			s.Logger.Info("self-managed TLS: created CA and serving certificate", "notAfter", st.current.leaf.NotAfter)
-			sec, err = created, nil
+		} else if sec, err = created, cerr; err == nil {
+			s.Logger.Info("self-managed TLS: created CA and serving certificate")
 		}
 	}
 	if err != nil {
-		return 0, fmt.Errorf("get Secret: %w", err)
+		return 0, fmt.Errorf("Secret: %w", err)
+	}
+	want, leaf, err := s.desired(sec.Data, now)
+	if err != nil {
+		return 0, err
+	}
+	if !sameData(want, sec.Data) {
+		sec = sec.DeepCopy()
+		sec.Data = want
+		// Conditional on the resourceVersion read: of replicas renewing
+		// together one wins, the others get a conflict and re-read.
+		if sec, err = secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			return 0, fmt.Errorf("update Secret: %w", err)
+		}
+		s.Logger.Info("self-managed TLS: Secret updated", "serial", leaf.SerialNumber.String(), "notAfter", leaf.NotAfter)
 	}
 
-	st, rerr := s.read(sec, now)
-	if rerr != nil {
-		s.Logger.Info("self-managed TLS: Secret holds no usable certificate, issuing a new CA", "reason", rerr.Error())
-		if st, err = s.fresh(now); err != nil {
-			return 0, err
-		}
-		if sec, err = s.update(ctx, sec, st); err != nil {
-			return 0, err
-		}
-	} else if orig := smParseBundle(sec.Data[SecretCAKey]); len(orig) != len(st.bundle) {
-		// Drop expired CAs.
-		if sec, err = s.update(ctx, sec, st); err != nil {
-			return 0, err
-		}
-	}
+	bundles, werr := s.syncWebhooks(ctx, sec.Data[SecretCACert])
 
-	// Renew at two thirds: stage a new CA and certificate.
-	if st.next == nil && !now.Before(smRenewAt(st.current.leaf)) {
-		caPEM, p, err := smIssue(s.dnsNames(), s.Lifetime, now)
-		if err != nil {
-			return 0, err
-		}
-		st.next = &p
-		st.trustedSince = time.Time{}
-		st.bundle = append(smParseBundle(caPEM), st.bundle...)
-		if sec, err = s.update(ctx, sec, st); err != nil {
-			return 0, err
-		}
-		s.Logger.Info("self-managed TLS: renewal started, new CA staged", "currentNotAfter", st.current.leaf.NotAfter, "nextNotAfter", p.leaf.NotAfter)
-	}
-
-	// Every webhook trusts every CA of the Secret.
-	bundles, werr := s.syncWebhooks(ctx, st.bundle, now)
-
-	// Promote the staged certificate once its CA has been trusted long enough.
-	if werr == nil && st.next != nil {
-		ca := st.nextCA()
-		trusted := true
-		for _, b := range bundles {
-			trusted = trusted && smContainsAll(b, []*x509.Certificate{ca})
-		}
-		switch {
-		case !trusted:
-		case st.trustedSince.IsZero():
-			st.trustedSince = now
-			if sec, err = s.update(ctx, sec, st); err != nil {
-				return 0, err
-			}
-		case !now.Before(st.trustedSince.Add(s.PromotionDelay)):
-			st.current, st.next, st.trustedSince = *st.next, nil, time.Time{}
-			if sec, err = s.update(ctx, sec, st); err != nil {
-				return 0, err
-			}
-			s.Logger.Info("self-managed TLS: renewed serving certificate", "notAfter", st.current.leaf.NotAfter)
-		}
-	}
-
-	// Publish the current certificate for the webhook server.
-	changed, ferr := smWriteDir(s.CertDir, map[string][]byte{
-		s.CertName:  st.current.certPEM,
-		s.KeyName:   st.current.keyPEM,
-		SecretCAKey: smEncodeBundle(st.bundle),
+	changed, err := writeFiles(s.CertDir, []file{
+		{s.KeyName, sec.Data[corev1.TLSPrivateKeyKey], 0o600},
+		{s.CertName, sec.Data[corev1.TLSCertKey], 0o644},
+		{CAFile, sec.Data[SecretCACert], 0o644},
 	})
-	if ferr != nil {
-		return 0, fmt.Errorf("write %s: %w", s.CertDir, ferr)
+	if err != nil {
+		return 0, fmt.Errorf("write %s: %w", s.CertDir, err)
 	}
 	if changed {
-		s.Logger.Info("self-managed TLS: serving certificate written", "dir", s.CertDir, "serial", st.current.leaf.SerialNumber.String(), "notAfter", st.current.leaf.NotAfter)
+		s.Logger.Info("self-managed TLS: serving certificate written", "dir", s.CertDir, "serial", leaf.SerialNumber.String(), "notAfter", leaf.NotAfter)
 	}
 	s.mu.Lock()
-	s.wrote, s.served = true, st.current.leaf
+	s.served = leaf
 	if werr == nil {
 		s.bundles = bundles
 	}
@@ -521,35 +370,119 @@ func (s *SelfManaged) sync(ctx context.Context) (time.Duration, error) {
 	if werr != nil {
 		return 0, werr
 	}
-
-	// Next wake-up: the periodic check, or the next step of a renewal.
-	wait := s.SyncInterval
-	if st.next == nil {
-		wait = min(wait, smRenewAt(st.current.leaf).Sub(now))
-	} else if !st.trustedSince.IsZero() {
-		wait = min(wait, st.trustedSince.Add(s.PromotionDelay).Sub(now))
-	} else {
-		wait = min(wait, 100*time.Millisecond)
-	}
-	return max(wait, 10*time.Millisecond), nil
+	return max(10*time.Millisecond, min(s.SyncInterval, renewAt(leaf).Sub(now))), nil
 }
 
-// update writes st into sec, conditional on sec's resourceVersion.
-func (s *SelfManaged) update(ctx context.Context, sec *corev1.Secret, st smState) (*corev1.Secret, error) {
-	sec = sec.DeepCopy()
-	st.write(sec)
-	out, err := s.Client.CoreV1().Secrets(s.Namespace).Update(ctx, sec, metav1.UpdateOptions{})
+// desired is the Secret's data as it should be: its CA unless there is none
+// usable (then a new one, the earlier ones staying in ca.crt until they
+// expire), and its serving certificate unless it is due for renewal.
+func (s *SelfManaged) desired(data map[string][]byte, now time.Time) (map[string][]byte, *x509.Certificate, error) {
+	bundle, _ := cert.ParseCertsPEM(data[SecretCACert])
+	bundle = slices.DeleteFunc(bundle, func(c *x509.Certificate) bool { return !now.Before(c.NotAfter) })
+	out := map[string][]byte{SecretCAPrivateKey: data[SecretCAPrivateKey]}
+
+	caKey, err := parseCAKey(bundle, data[SecretCAPrivateKey])
+	if err != nil || bundle[0].NotAfter.Before(now.Add(s.Lifetime)) {
+		reason := "CA expires within one serving lifetime"
+		if err != nil {
+			reason = err.Error()
+		}
+		s.Logger.Info("self-managed TLS: issuing a new CA", "reason", reason)
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			return nil, nil, err
+		}
+		ca, err := cert.NewSelfSignedCACert(cert.Config{CommonName: caCommonName, NotBefore: now.Add(-time.Hour)}, key)
+		if err != nil {
+			return nil, nil, err
+		}
+		if out[SecretCAPrivateKey], err = keyutil.MarshalPrivateKeyToPEM(key); err != nil {
+			return nil, nil, err
+		}
+		bundle, caKey = append([]*x509.Certificate{ca}, bundle...), key
+	}
+	if out[SecretCACert], err = cert.EncodeCertificates(bundle...); err != nil {
+		return nil, nil, err
+	}
+
+	out[corev1.TLSCertKey], out[corev1.TLSPrivateKeyKey] = data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey]
+	leaf, err := parsePair(data[corev1.TLSCertKey], data[corev1.TLSPrivateKeyKey])
+	if err != nil || !now.Before(renewAt(leaf)) || s.verifyAllNames(leaf, bundle[0], now) != nil {
+		if out[corev1.TLSCertKey], out[corev1.TLSPrivateKeyKey], err = s.issue(bundle[0], caKey, now); err != nil {
+			return nil, nil, err
+		}
+		if leaf, err = parsePair(out[corev1.TLSCertKey], out[corev1.TLSPrivateKeyKey]); err != nil {
+			return nil, nil, err
+		}
+	}
+	return out, leaf, nil
+}
+
+// parseCAKey returns the key of bundle[0], the signing CA.
+func parseCAKey(bundle []*x509.Certificate, keyPEM []byte) (crypto.Signer, error) {
+	if len(bundle) == 0 || !bundle[0].IsCA {
+		return nil, errors.New("no valid CA in the Secret")
+	}
+	k, err := keyutil.ParsePrivateKeyPEM(keyPEM)
 	if err != nil {
-		return nil, fmt.Errorf("update Secret: %w", err)
+		return nil, fmt.Errorf("CA key: %w", err)
 	}
-	return out, nil
+	signer, ok := k.(crypto.Signer)
+	pub, _ := bundle[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || pub == nil || !pub.Equal(signer.Public()) {
+		return nil, errors.New("CA key does not match the CA")
+	}
+	return signer, nil
 }
 
-// syncWebhooks makes the caBundle of every webhook hold every CA of want. CAs
-// of ours already there stay until they expire — a replica with an older view
-// of the Secret must never remove a CA another replica has just added — and
-// anything else is dropped. It returns each webhook's resulting CAs.
-func (s *SelfManaged) syncWebhooks(ctx context.Context, want []*x509.Certificate, now time.Time) ([][]*x509.Certificate, error) {
+// issue signs a serving certificate for the Service's names with the CA.
+// client-go has no helper for a CA-signed leaf, hence crypto/x509.
+func (s *SelfManaged) issue(ca *x509.Certificate, caKey crypto.Signer, now time.Time) (certPEM, keyPEM []byte, err error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 127))
+	if err != nil {
+		return nil, nil, err
+	}
+	names := s.dnsNames()
+	der, err := x509.CreateCertificate(rand.Reader, &x509.Certificate{
+		SerialNumber: serial.Add(serial, big.NewInt(1)),
+		Subject:      pkix.Name{CommonName: names[0]},
+		DNSNames:     names,
+		// Backdated for apiservers whose clock lags ours.
+		NotBefore:   now.Add(-min(time.Minute, s.Lifetime/10)),
+		NotAfter:    now.Add(s.Lifetime),
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}, ca, key.Public(), caKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	leaf, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	if certPEM, err = cert.EncodeCertificates(leaf); err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err = keyutil.MarshalPrivateKeyToPEM(key)
+	return certPEM, keyPEM, err
+}
+
+func (s *SelfManaged) verifyAllNames(leaf, ca *x509.Certificate, now time.Time) error {
+	for _, name := range s.dnsNames() {
+		if err := verify(leaf, []*x509.Certificate{ca}, name, now); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// syncWebhooks makes the caBundle of every webhook the Secret's ca.crt and
+// returns each webhook's CAs.
+func (s *SelfManaged) syncWebhooks(ctx context.Context, caPEM []byte) ([][]*x509.Certificate, error) {
 	mwcs := s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	cfg, err := mwcs.Get(ctx, s.WebhookConfigName, metav1.GetOptions{})
 	if err != nil {
@@ -559,29 +492,62 @@ func (s *SelfManaged) syncWebhooks(ctx context.Context, want []*x509.Certificate
 		return nil, fmt.Errorf("MutatingWebhookConfiguration %s has no webhooks", s.WebhookConfigName)
 	}
 	changed := false
-	out := make([][]*x509.Certificate, len(cfg.Webhooks))
 	for i := range cfg.Webhooks {
-		wh := &cfg.Webhooks[i]
-		keep := smUnexpired(smParseBundle(wh.ClientConfig.CABundle), now)
-		var merged []*x509.Certificate
-		for _, c := range keep {
-			if smOurs(c) {
-				merged = append(merged, c)
-			}
-		}
-		merged = append(merged, want...)
-		b := smEncodeBundle(merged)
-		out[i] = smParseBundle(b)
-		if string(b) != string(wh.ClientConfig.CABundle) {
-			wh.ClientConfig.CABundle = b
-			changed = true
+		if cc := &cfg.Webhooks[i].ClientConfig; !bytes.Equal(cc.CABundle, caPEM) {
+			cc.CABundle, changed = caPEM, true
 		}
 	}
 	if changed {
 		if _, err := mwcs.Update(ctx, cfg, metav1.UpdateOptions{}); err != nil {
 			return nil, fmt.Errorf("update caBundle of MutatingWebhookConfiguration: %w", err)
 		}
-		s.Logger.Info("self-managed TLS: caBundle written", "webhooks", len(cfg.Webhooks), "cas", len(out[0]))
+		s.Logger.Info("self-managed TLS: caBundle written", "webhooks", len(cfg.Webhooks))
+	}
+	cas, err := cert.ParseCertsPEM(caPEM)
+	if err != nil {
+		return nil, err
+	}
+	out := make([][]*x509.Certificate, len(cfg.Webhooks))
+	for i := range out {
+		out[i] = cas
 	}
 	return out, nil
+}
+
+func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, error) {
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return nil, err
+	}
+	return x509.ParseCertificate(pair.Certificate[0])
+}
+
+func sameData(a, b map[string][]byte) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
+			return false
+		}
+	}
+	return true
+}
+
+// verify checks that leaf is valid at now for dnsName under one of cas.
+func verify(leaf *x509.Certificate, cas []*x509.Certificate, dnsName string, now time.Time) error {
+	pool := x509.NewCertPool()
+	for _, c := range cas {
+		pool.AddCert(c)
+	}
+	_, err := leaf.Verify(x509.VerifyOptions{
+		Roots: pool, DNSName: dnsName, CurrentTime: now,
+		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	})
+	return err
+}
+
+// renewAt is two thirds into the certificate's validity.
+func renewAt(c *x509.Certificate) time.Time {
+	return c.NotBefore.Add(c.NotAfter.Sub(c.NotBefore) * 2 / 3)
 }

@@ -13,64 +13,255 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+	"k8s.io/client-go/util/cert"
 	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
-func TestIssueAndVerify(t *testing.T) {
-	now := time.Now()
-	names := []string{"svc.ns.svc", "svc", "svc.ns", "svc.ns.svc.cluster.local"}
-	caPEM, p, err := smIssue(names, time.Hour, now)
+// fakeCluster is a fake clientset holding a webhook configuration with two
+// webhooks, and a SelfManaged for it on a clock the test moves.
+type fakeCluster struct {
+	cs  *fake.Clientset
+	sm  *SelfManaged
+	now time.Time
+}
+
+func newFakeCluster(t *testing.T, objs ...metav1.Object) *fakeCluster {
+	t.Helper()
+	cs := fake.NewClientset(&admregv1.MutatingWebhookConfiguration{
+		ObjectMeta: metav1.ObjectMeta{Name: "canary-tagger"},
+		Webhooks:   []admregv1.MutatingWebhook{{Name: "a.x.io"}, {Name: "b.x.io"}},
+	})
+	for _, o := range objs {
+		if err := cs.Tracker().Add(o.(*corev1.Secret)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f := &fakeCluster{cs: cs, now: time.Now()}
+	f.sm = &SelfManaged{
+		Client: cs, Namespace: "canary-tagger", SecretName: "tls", ServiceName: "svc", WebhookConfigName: "canary-tagger",
+		CertDir: t.TempDir(), Lifetime: 30 * time.Hour,
+		Now: func() time.Time { return f.now },
+	}
+	if err := f.sm.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// sync runs one round and returns the Secret and every webhook's caBundle.
+func (f *fakeCluster) sync(t *testing.T) (*corev1.Secret, [][]byte) {
+	t.Helper()
+	ctx := context.Background()
+	if _, err := f.sm.sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sec, err := f.cs.CoreV1().Secrets("canary-tagger").Get(ctx, "tls", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	cas := smParseBundle(caPEM)
-	if len(cas) != 1 || !cas[0].IsCA || !smOurs(cas[0]) {
-		t.Fatalf("CA: %+v", cas)
+	mwc, err := f.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "canary-tagger", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, n := range names {
-		if err := smVerify(p.leaf, cas, n, now); err != nil {
-			t.Errorf("%s: %v", n, err)
+	var bundles [][]byte
+	for _, w := range mwc.Webhooks {
+		bundles = append(bundles, w.ClientConfig.CABundle)
+	}
+	return sec, bundles
+}
+
+// servedLeaf is the certificate in the certificate directory, checked
+// against its key.
+func (f *fakeCluster) servedLeaf(t *testing.T) *x509.Certificate {
+	t.Helper()
+	c, err := os.ReadFile(filepath.Join(f.sm.CertDir, CertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, err := os.ReadFile(filepath.Join(f.sm.CertDir, KeyFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := parsePair(c, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return leaf
+}
+
+// caBundleWrites counts the updates of the webhook configuration.
+func (f *fakeCluster) caBundleWrites() int {
+	n := 0
+	for _, a := range f.cs.Actions() {
+		if a.GetVerb() == "update" && a.GetResource().Resource == "mutatingwebhookconfigurations" {
+			n++
 		}
 	}
-	if err := smVerify(p.leaf, cas, "other.ns.svc", now); err == nil {
-		t.Errorf("verifies for a name it does not have")
+	return n
+}
+
+func parseBundle(t *testing.T, b []byte) []*x509.Certificate {
+	t.Helper()
+	cas, err := cert.ParseCertsPEM(b)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if err := smVerify(p.leaf, cas, names[0], now.Add(time.Hour+time.Second)); err == nil {
-		t.Errorf("verifies after expiry")
+	return cas
+}
+
+// TestRenewalKeepsTheCA walks a fake clock through three serving lifetimes:
+// the certificate is renewed at two thirds of each, always by the CA made at
+// bootstrap, so the caBundle is written once and never again, and every
+// certificate served meanwhile is trusted by it.
+func TestRenewalKeepsTheCA(t *testing.T) {
+	f := newFakeCluster(t)
+	sec, bundles := f.sync(t)
+	for _, k := range []string{corev1.TLSCertKey, corev1.TLSPrivateKeyKey, SecretCACert, SecretCAPrivateKey} {
+		if len(sec.Data[k]) == 0 {
+			t.Fatalf("Secret has no %s", k)
+		}
 	}
-	// A second CA does not vouch for the first one's certificate.
-	other, _, _ := smIssue(names, time.Hour, now)
-	if err := smVerify(p.leaf, smParseBundle(other), names[0], now); err == nil {
-		t.Errorf("verifies under a foreign CA")
+	cas := parseBundle(t, sec.Data[SecretCACert])
+	if len(cas) != 1 || !cas[0].IsCA || cas[0].NotAfter.Before(f.now.Add(9*365*24*time.Hour)) {
+		t.Fatalf("want one CA valid for about ten years, got %d, first until %s", len(cas), cas[0].NotAfter)
 	}
-	if _, err := smParsePair(p.certPEM, p.keyPEM); err != nil {
-		t.Error(err)
+	for i, b := range bundles {
+		if !bytes.Equal(b, sec.Data[SecretCACert]) {
+			t.Fatalf("webhook #%d caBundle is not the Secret's ca.crt", i)
+		}
 	}
-	renew := smRenewAt(p.leaf)
-	if d := renew.Sub(now); d < 35*time.Minute || d > 40*time.Minute {
-		t.Errorf("renewal %s after issue, want two thirds of the validity", d)
+	if err := f.sm.Ready(); err != nil {
+		t.Fatalf("not ready after bootstrap: %v", err)
 	}
-	// Bundles: newest first, no duplicates.
-	b := smEncodeBundle(append(smParseBundle(other), append(cas, cas...)...))
-	if n := len(smParseBundle(b)); n != 2 {
-		t.Errorf("%d CAs in the bundle, want 2", n)
+	if n := f.caBundleWrites(); n != 1 {
+		t.Fatalf("%d caBundle writes at bootstrap, want 1", n)
+	}
+
+	var served []*x509.Certificate
+	served = append(served, f.servedLeaf(t))
+	for round := range 3 {
+		prev := served[len(served)-1]
+		if d := renewAt(prev).Sub(f.now); d < 19*time.Hour || d > 21*time.Hour {
+			t.Fatalf("round %d: renewal due in %s, want two thirds of 30h", round, d)
+		}
+		f.now = renewAt(prev).Add(-time.Second)
+		f.sync(t)
+		if !f.servedLeaf(t).Equal(prev) {
+			t.Fatalf("round %d: renewed before two thirds", round)
+		}
+		f.now = renewAt(prev)
+		sec, bundles = f.sync(t)
+		next := f.servedLeaf(t)
+		if next.Equal(prev) {
+			t.Fatalf("round %d: not renewed at two thirds", round)
+		}
+		if !bytes.Equal(sec.Data[corev1.TLSCertKey], mustPEM(t, next)) {
+			t.Errorf("round %d: served certificate is not the Secret's", round)
+		}
+		for _, c := range []*x509.Certificate{prev, next} { // a replica still serving prev stays trusted
+			for i, b := range bundles {
+				if err := verify(c, parseBundle(t, b), "svc.canary-tagger.svc", f.now); err != nil {
+					t.Errorf("round %d: certificate %s not trusted by webhook #%d: %v", round, c.SerialNumber, i, err)
+				}
+			}
+		}
+		if err := f.sm.Ready(); err != nil {
+			t.Errorf("round %d: not ready after renewal: %v", round, err)
+		}
+		served = append(served, next)
+	}
+	if !bytes.Equal(sec.Data[SecretCACert], mustPEM(t, cas[0])) {
+		t.Errorf("the CA changed during renewals")
+	}
+	if n := f.caBundleWrites(); n != 1 {
+		t.Errorf("%d caBundle writes over three renewals, want the bootstrap's only", n)
 	}
 }
 
-// TestWriteDirReloadsCertwatcher: a new generation in the directory reaches
-// controller-runtime's certwatcher (what the webhook server serves) without a
-// restart, and the watcher never sees a certificate with another's key.
-func TestWriteDirReloadsCertwatcher(t *testing.T) {
-	dir := t.TempDir()
-	names := []string{"svc.ns.svc"}
-	_, p1, _ := smIssue(names, time.Hour, time.Now())
-	if changed, err := smWriteDir(dir, map[string][]byte{"tls.crt": p1.certPEM, "tls.key": p1.keyPEM}); err != nil || !changed {
-		t.Fatalf("first write: %v %v", changed, err)
+// TestNewCAWhenTheKeyIsMissing: a Secret without a usable CA key (the format
+// of the previous self-managed mode, or a damaged Secret) gets a new CA; the
+// earlier CA stays in ca.crt, and so in the caBundle, until it expires, and
+// the certificate is reissued by the new CA.
+func TestNewCAWhenTheKeyIsMissing(t *testing.T) {
+	// An earlier Secret whose CA key was thrown away, with a CA that expires
+	// in two days.
+	chain, key, err := cert.GenerateSelfSignedCertKeyWithOptions(cert.SelfSignedCertKeyOptions{
+		Host: "svc.canary-tagger.svc", AlternateDNS: []string{"svc", "svc.canary-tagger", "svc.canary-tagger.svc.cluster.local"},
+		MaxAge: 48 * time.Hour,
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
-	if changed, _ := smWriteDir(dir, map[string][]byte{"tls.crt": p1.certPEM, "tls.key": p1.keyPEM}); changed {
-		t.Errorf("rewrote identical content")
+	oldCA := parseBundle(t, chain)[1]
+	old := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "tls", Namespace: "canary-tagger"},
+		Type:       corev1.SecretTypeTLS,
+		Data:       map[string][]byte{corev1.TLSCertKey: chain, corev1.TLSPrivateKeyKey: key, SecretCACert: mustPEM(t, oldCA)},
 	}
-	cw, err := certwatcher.New(filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key"))
+
+	f := newFakeCluster(t, old)
+	sec, bundles := f.sync(t)
+	cas := parseBundle(t, sec.Data[SecretCACert])
+	if len(cas) != 2 || cas[0].Equal(oldCA) || !cas[1].Equal(oldCA) {
+		t.Fatalf("ca.crt should be the new CA, then the earlier one: %d CAs", len(cas))
+	}
+	if _, err := parseCAKey(cas, sec.Data[SecretCAPrivateKey]); err != nil {
+		t.Fatalf("ca.key is not the new CA's: %v", err)
+	}
+	leaf := f.servedLeaf(t)
+	if err := leaf.CheckSignatureFrom(cas[0]); err != nil {
+		t.Errorf("certificate not reissued by the new CA: %v", err)
+	}
+	for i, b := range bundles {
+		if !bytes.Equal(b, sec.Data[SecretCACert]) {
+			t.Errorf("webhook #%d caBundle is not the Secret's ca.crt", i)
+		}
+	}
+	// Once the earlier CA has expired it leaves ca.crt and the caBundles.
+	f.now = oldCA.NotAfter.Add(time.Second)
+	sec, bundles = f.sync(t)
+	if cas := parseBundle(t, sec.Data[SecretCACert]); len(cas) != 1 || cas[0].Equal(oldCA) {
+		t.Errorf("expired CA still in ca.crt")
+	}
+	if !bytes.Equal(bundles[0], sec.Data[SecretCACert]) || !bytes.Equal(bundles[1], sec.Data[SecretCACert]) {
+		t.Errorf("caBundles do not follow ca.crt")
+	}
+}
+
+// TestNotReadyUntilTheCABundleTrusts: without a webhook configuration the
+// certificate is written (the server can start) but readiness fails, naming
+// the caBundle.
+func TestNotReadyUntilTheCABundleTrusts(t *testing.T) {
+	f := newFakeCluster(t)
+	if err := f.cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Delete(context.Background(), "canary-tagger", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.sm.sync(context.Background()); err == nil {
+		t.Fatal("sync without a webhook configuration succeeded")
+	}
+	f.servedLeaf(t)
+	if err := f.sm.Ready(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("caBundle")) {
+		t.Errorf("readiness without a caBundle: %v", err)
+	}
+}
+
+func mustPEM(t *testing.T, c *x509.Certificate) []byte {
+	t.Helper()
+	b, err := cert.EncodeCertificates(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestWriteFilesReloadsCertwatcher: certificates written in place (key
+// first) reach controller-runtime's certwatcher, what the webhook server
+// serves, without a restart.
+func TestWriteFilesReloadsCertwatcher(t *testing.T) {
+	f := newFakeCluster(t)
+	dir := f.sm.CertDir
+	f.sync(t)
+	cw, err := certwatcher.New(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,183 +269,21 @@ func TestWriteDirReloadsCertwatcher(t *testing.T) {
 	defer cancel()
 	go func() { _ = cw.Start(ctx) }()
 
-	// certwatcher has no "watching" signal: write new generations until one
-	// is picked up within a second (fsnotify), well before its 10 s poll.
-	served := func(leaf []byte) bool {
-		c, _ := cw.GetCertificate(nil)
-		return c != nil && bytes.Equal(c.Certificate[0], leaf)
-	}
+	// certwatcher has no "watching" signal: renew until a new certificate is
+	// picked up within a second (fsnotify), well before its 10 s poll.
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
-	var p2 *smPair
-	for try := 0; p2 == nil; try++ {
+	for try := 0; ; try++ {
 		if try == 20 {
 			t.Fatal("certwatcher did not pick up a new certificate within a second, 20 times")
 		}
-		_, next, _ := smIssue(names, time.Hour, time.Now())
-		if _, err := smWriteDir(dir, map[string][]byte{"tls.crt": next.certPEM, "tls.key": next.keyPEM}); err != nil {
-			t.Fatal(err)
-		}
+		f.now = renewAt(f.servedLeaf(t))
+		f.sync(t)
+		next := f.servedLeaf(t)
 		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); <-tick.C {
-			if served(next.leaf.Raw) {
-				p2 = &next
-				break
+			if c, _ := cw.GetCertificate(nil); c != nil && bytes.Equal(c.Certificate[0], next.Raw) {
+				return
 			}
 		}
 	}
-	entries, _ := os.ReadDir(dir)
-	var gens int
-	for _, e := range entries {
-		if e.IsDir() {
-			gens++
-		}
-	}
-	if gens != 1 {
-		t.Errorf("%d generations left in %s, want 1", gens, dir)
-	}
-}
-
-// TestRenewalSequence walks a fake clock through one lifetime: renewal is
-// staged at two thirds, with the new CA added to every caBundle first; the new
-// certificate is served only once its CA has been trusted for PromotionDelay;
-// the old CA stays until it expires, then goes.
-func TestRenewalSequence(t *testing.T) {
-	cs := fake.NewClientset(&admregv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "canary-tagger"},
-		Webhooks:   []admregv1.MutatingWebhook{{Name: "a.x.io"}, {Name: "b.x.io"}},
-	})
-	now := time.Date(2030, 1, 1, 0, 0, 0, 0, time.UTC)
-	s := &SelfManaged{
-		Client: cs, Namespace: "canary-tagger", SecretName: "tls", ServiceName: "svc", WebhookConfigName: "canary-tagger",
-		CertDir: t.TempDir(), Lifetime: 30 * time.Hour, PromotionDelay: time.Minute,
-		Now: func() time.Time { return now },
-	}
-	if err := s.defaults(); err != nil {
-		t.Fatal(err)
-	}
-	ctx := context.Background()
-	sync := func() (*corev1.Secret, [][]*x509.Certificate) {
-		t.Helper()
-		if _, err := s.sync(ctx); err != nil {
-			t.Fatal(err)
-		}
-		sec, err := cs.CoreV1().Secrets("canary-tagger").Get(ctx, "tls", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		mwc, _ := cs.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, "canary-tagger", metav1.GetOptions{})
-		var b [][]*x509.Certificate
-		for _, w := range mwc.Webhooks {
-			b = append(b, smParseBundle(w.ClientConfig.CABundle))
-		}
-		return sec, b
-	}
-	served := func() *x509.Certificate {
-		b, _ := os.ReadFile(filepath.Join(s.CertDir, "tls.crt"))
-		p, err := smParsePair(b, mustRead(t, filepath.Join(s.CertDir, "tls.key")))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return p.leaf
-	}
-
-	sec, bundles := sync()
-	first := served()
-	ca1 := smParseBundle(sec.Data[SecretCAKey])
-	if len(ca1) != 1 || len(bundles) != 2 || !smContainsAll(bundles[0], ca1) || !smContainsAll(bundles[1], ca1) {
-		t.Fatalf("bootstrap: CAs %d, bundles %v", len(ca1), bundles)
-	}
-	if err := s.Ready(); err != nil {
-		t.Fatalf("not ready after bootstrap: %v", err)
-	}
-
-	// Just before two thirds: nothing happens.
-	now = smRenewAt(first).Add(-time.Second)
-	sec, _ = sync()
-	if _, staged := sec.Data[SecretNextCert]; staged {
-		t.Fatalf("renewal staged early")
-	}
-	// At two thirds: staged, both CAs trusted, still serving the first.
-	now = smRenewAt(first)
-	sec, bundles = sync()
-	if _, staged := sec.Data[SecretNextCert]; !staged {
-		t.Fatalf("renewal not staged at two thirds")
-	}
-	both := smParseBundle(sec.Data[SecretCAKey])
-	if len(both) != 2 || !smContainsAll(bundles[0], both) || !smContainsAll(bundles[1], both) {
-		t.Fatalf("new CA not in every caBundle")
-	}
-	if !served().Equal(first) {
-		t.Fatalf("new certificate served before its CA was trusted for PromotionDelay")
-	}
-	if sec.Annotations[AnnotationTrusted] == "" {
-		t.Fatalf("trusted-since not recorded")
-	}
-	// Within the delay: still the first.
-	now = now.Add(30 * time.Second)
-	sync()
-	if !served().Equal(first) {
-		t.Fatalf("promoted before PromotionDelay")
-	}
-	// After the delay: the second, old CA still trusted.
-	now = now.Add(31 * time.Second)
-	sec, bundles = sync()
-	second := served()
-	if second.Equal(first) {
-		t.Fatalf("not promoted after PromotionDelay")
-	}
-	if _, staged := sec.Data[SecretNextCert]; staged {
-		t.Errorf("next.crt left after promotion")
-	}
-	if !smContainsAll(bundles[0], ca1) {
-		t.Errorf("old CA dropped while the old certificate is still valid")
-	}
-	if err := s.Ready(); err != nil {
-		t.Errorf("not ready after promotion: %v", err)
-	}
-	// After the first CA expired: gone from the Secret and the caBundles.
-	now = first.NotAfter.Add(time.Second)
-	sec, bundles = sync()
-	if smContainsAll(smParseBundle(sec.Data[SecretCAKey]), ca1) || smContainsAll(bundles[0], ca1) || smContainsAll(bundles[1], ca1) {
-		t.Errorf("expired CA still trusted")
-	}
-	if !served().Equal(second) {
-		t.Errorf("served certificate changed without a renewal")
-	}
-}
-
-// TestStaleReplicaNeverRemovesANewCA: a replica that read the Secret before a
-// renewal must not take the new CA out of the caBundle.
-func TestStaleReplicaNeverRemovesANewCA(t *testing.T) {
-	cs := fake.NewClientset(&admregv1.MutatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: "mwc"}, Webhooks: []admregv1.MutatingWebhook{{Name: "a.x.io"}},
-	})
-	s := &SelfManaged{Client: cs, Namespace: "ns", SecretName: "tls", ServiceName: "svc", WebhookConfigName: "mwc", CertDir: t.TempDir()}
-	if err := s.defaults(); err != nil {
-		t.Fatal(err)
-	}
-	now := time.Now()
-	old, _, _ := smIssue(s.dnsNames(), time.Hour, now)
-	newer, _, _ := smIssue(s.dnsNames(), time.Hour, now)
-	ctx := context.Background()
-	if _, err := s.syncWebhooks(ctx, smParseBundle(append(old, newer...)), now); err != nil {
-		t.Fatal(err)
-	}
-	// The stale view knows only the old CA.
-	b, err := s.syncWebhooks(ctx, smParseBundle(old), now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !smContainsAll(b[0], smParseBundle(newer)) {
-		t.Errorf("a stale replica removed the new CA from the caBundle")
-	}
-}
-
-func mustRead(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

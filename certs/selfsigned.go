@@ -1,20 +1,17 @@
-// Package certs makes TLS material for the webhook server.
+// Package certs makes TLS material for the webhook server: a throw-away
+// certificate for local runs and tests, and the self-managed TLS mode.
 package certs
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"bytes"
 	"errors"
 	"fmt"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"k8s.io/client-go/util/cert"
 )
 
 // File names in the layout of a cert-manager (kubernetes.io/tls) Secret.
@@ -25,10 +22,10 @@ const (
 )
 
 // WriteSelfSigned writes a throw-away CA and a serving certificate for hosts
-// (DNS names or IP addresses), both ECDSA P-256 and valid for validFor, into
-// dir as tls.crt, tls.key and ca.crt. It returns the CA certificate in PEM,
-// for a caBundle or a client's trust pool. For `make run`, tests and demos:
-// the CA key is not kept, so nothing else can ever be signed with it.
+// (DNS names or IP addresses), valid for validFor, into dir as tls.crt,
+// tls.key and ca.crt, and returns the CA in PEM for a caBundle or a client's
+// trust pool. For `make run`, tests and demos: client-go does not return the
+// CA's key, so nothing else can ever be signed with it.
 func WriteSelfSigned(dir string, hosts []string, validFor time.Duration) (caPEM []byte, err error) {
 	if len(hosts) == 0 {
 		return nil, errors.New("certs: no hosts")
@@ -36,86 +33,65 @@ func WriteSelfSigned(dir string, hosts []string, validFor time.Duration) (caPEM 
 	if validFor <= 0 {
 		return nil, fmt.Errorf("certs: validity %v must be positive", validFor)
 	}
-	// Back-date a little for clocks that lag behind ours.
-	notBefore := time.Now().Add(-time.Hour)
-	notAfter := notBefore.Add(time.Hour + validFor)
-
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	ca := &x509.Certificate{
-		Subject:               pkix.Name{CommonName: "canary-tagger throw-away CA"},
-		NotBefore:             notBefore,
-		NotAfter:              notAfter,
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLenZero:        true,
-	}
-	caDER, err := sign(ca, ca, &caKey.PublicKey, caKey)
-	if err != nil {
-		return nil, err
-	}
-	ca, err = x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, err
-	}
-
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
-	leaf := &x509.Certificate{
-		Subject:     pkix.Name{CommonName: hosts[0]},
-		NotBefore:   notBefore,
-		NotAfter:    notAfter,
-		KeyUsage:    x509.KeyUsageDigitalSignature,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, h := range hosts {
+	var ips []net.IP
+	var dns []string
+	for _, h := range hosts[1:] {
 		if ip := net.ParseIP(h); ip != nil {
-			leaf.IPAddresses = append(leaf.IPAddresses, ip)
+			ips = append(ips, ip)
 		} else {
-			leaf.DNSNames = append(leaf.DNSNames, h)
+			dns = append(dns, h)
 		}
 	}
-	leafDER, err := sign(leaf, ca, &key.PublicKey, caKey)
+	chain, keyPEM, err := cert.GenerateSelfSignedCertKeyWithOptions(cert.SelfSignedCertKeyOptions{
+		// client-go backdates NotBefore by an hour (clock skew) and counts
+		// MaxAge from there.
+		Host: hosts[0], AlternateIPs: ips, AlternateDNS: dns, MaxAge: validFor + time.Hour,
+	})
 	if err != nil {
 		return nil, err
 	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	// client-go returns the leaf followed by its CA.
+	parsed, err := cert.ParseCertsPEM(chain)
+	if err != nil || len(parsed) != 2 {
+		return nil, fmt.Errorf("certs: unexpected certificate chain from client-go (%d certificates, %v)", len(parsed), err)
+	}
+	leafPEM, err := cert.EncodeCertificates(parsed[0])
 	if err != nil {
 		return nil, err
 	}
-
-	caPEM = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER})
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	if caPEM, err = cert.EncodeCertificates(parsed[1]); err != nil {
 		return nil, err
 	}
-	// The key first: a watcher that reads between the two writes sees the
-	// old certificate with the new key, refuses the pair and keeps serving.
-	for _, f := range []struct {
-		name string
-		data []byte
-		mode os.FileMode
-	}{
-		{KeyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600},
-		{CertFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: leafDER}), 0o644},
-		{CAFile, caPEM, 0o644},
-	} {
-		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
-			return nil, err
-		}
+	if _, err := writeFiles(dir, []file{{KeyFile, keyPEM, 0o600}, {CertFile, leafPEM, 0o644}, {CAFile, caPEM, 0o644}}); err != nil {
+		return nil, err
 	}
 	return caPEM, nil
 }
 
-func sign(tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, priv *ecdsa.PrivateKey) ([]byte, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 128))
-	if err != nil {
-		return nil, err
+type file struct {
+	name string
+	data []byte
+	mode os.FileMode
+}
+
+// writeFiles writes the files that differ, in order, in place, and reports
+// whether any did. Callers put the key before the certificate: a certwatcher
+// that reads between the two sees a key and certificate that do not match,
+// refuses the pair and keeps serving the previous one until the certificate
+// arrives (test/faults TestCertificateReplacedUnderLoad, "in-place").
+func writeFiles(dir string, files []file) (changed bool, err error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return false, err
 	}
-	tmpl.SerialNumber = serial
-	return x509.CreateCertificate(rand.Reader, tmpl, parent, pub, priv)
+	for _, f := range files {
+		p := filepath.Join(dir, f.name)
+		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.data) {
+			continue
+		}
+		if err := os.WriteFile(p, f.data, f.mode); err != nil {
+			return changed, err
+		}
+		changed = true
+	}
+	return changed, nil
 }

@@ -41,8 +41,11 @@ func TestWriteSelfSigned(t *testing.T) {
 	if fi, _ := os.Stat(filepath.Join(dir, KeyFile)); fi.Mode().Perm() != 0o600 {
 		t.Errorf("tls.key mode %v, want 0600", fi.Mode().Perm())
 	}
-	if leaf.PublicKeyAlgorithm != x509.ECDSA {
-		t.Errorf("key algorithm %v", leaf.PublicKeyAlgorithm)
+	if leaf.IsCA {
+		t.Error("tls.crt is a CA")
+	}
+	if remaining := time.Until(leaf.NotAfter); remaining > time.Hour || remaining < 50*time.Minute {
+		t.Errorf("certificate valid for %s more, want about an hour", remaining)
 	}
 }
 

@@ -41,13 +41,13 @@ type selfManagedFlags struct {
 
 func (f *selfManagedFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.enabled, "self-managed-tls", false,
-		"create and rotate the serving certificate without cert-manager: CA and certificate in --tls-secret, CA in the caBundle of --webhook-config-name, files in --cert-dir (must be writable)")
-	fs.StringVar(&f.secret, "tls-secret", defaultTLSSecret, "self-managed TLS: Secret (in --service-namespace) holding the CA and the certificate")
+		"TLS without cert-manager: a ten-year CA and the serving certificate it signs in --tls-secret, the CA in the caBundle of --webhook-config-name, the certificate renewed into --cert-dir (must be writable)")
+	fs.StringVar(&f.secret, "tls-secret", defaultTLSSecret, "self-managed TLS: Secret (in --service-namespace) holding the CA, its key and the certificate")
 	fs.StringVar(&f.webhookConfigName, "webhook-config-name", defaultWebhookConfigName, "self-managed TLS: MutatingWebhookConfiguration whose webhooks get the caBundle")
 	fs.StringVar(&f.serviceName, "service-name", defaultServiceName, "self-managed TLS: the webhook Service; the certificate is for its DNS names")
 	fs.StringVar(&f.serviceNamespace, "service-namespace", "", "self-managed TLS: namespace of the Service and the Secret (default: the pod's namespace)")
 	fs.StringVar(&f.clusterDomain, "cluster-domain", certs.DefaultClusterDomain, "self-managed TLS: cluster DNS domain, for <service>.<namespace>.svc.<domain>")
-	fs.DurationVar(&f.lifetime, "cert-lifetime", certs.DefaultCertLifetime, "self-managed TLS: lifetime of each certificate; renewed at two thirds")
+	fs.DurationVar(&f.lifetime, "cert-lifetime", certs.DefaultCertLifetime, "self-managed TLS: lifetime of the serving certificate, renewed at two thirds by the same CA")
 }
 
 // validate names the flag at fault. It runs whether or not the mode is on, so
@@ -80,8 +80,8 @@ func (f *selfManagedFlags) validate() error {
 			return fmt.Errorf("--%s=%q: %s", c.flag, c.value, strings.Join(errs, "; "))
 		}
 	}
-	if f.lifetime < certs.MinCertLifetime {
-		return fmt.Errorf("--cert-lifetime=%s: must be at least %s", f.lifetime, certs.MinCertLifetime)
+	if f.lifetime < certs.MinCertLifetime || f.lifetime > certs.MaxCertLifetime {
+		return fmt.Errorf("--cert-lifetime=%s: must be between %s and %s", f.lifetime, certs.MinCertLifetime, certs.MaxCertLifetime)
 	}
 	return nil
 }

@@ -1,5 +1,6 @@
-// Command devcert writes a throw-away CA and serving certificate for running
-// canary-tagger locally (make run). Never for a cluster: use cert-manager or
+// Command devcert writes a throw-away CA and serving certificate (client-go's
+// self-signed pair, through certs.WriteSelfSigned) for running canary-tagger
+// locally (make run). Never for a cluster: use cert-manager or
 // serve --self-managed-tls there.
 package main
 
