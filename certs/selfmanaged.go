@@ -2,6 +2,7 @@ package certs
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -12,6 +13,7 @@ import (
 	"crypto/x509/pkix"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net"
 	"slices"
@@ -92,8 +94,8 @@ type SelfManaged struct {
 
 	mu      sync.Mutex
 	started bool
-	served  *x509.Certificate     // the certificate in CertDir, nil until written
-	bundles [][]*x509.Certificate // caBundle of each webhook, as last written or read
+	served  *x509.Certificate   // the certificate in CertDir, nil until written
+	bundle  []*x509.Certificate // the caBundle of every webhook, as last written or read
 	lastErr error
 }
 
@@ -188,20 +190,18 @@ func (s *SelfManaged) servedCert() *x509.Certificate {
 // trusted checks leaf against the caBundle of every webhook, as last read.
 func (s *SelfManaged) trusted(leaf *x509.Certificate) error {
 	s.mu.Lock()
-	bundles, lastErr := s.bundles, s.lastErr
+	bundle, lastErr := s.bundle, s.lastErr
 	s.mu.Unlock()
 	switch {
 	case leaf == nil:
 		return errors.New("no certificate yet")
-	case bundles == nil && lastErr != nil:
+	case bundle == nil && lastErr != nil:
 		return fmt.Errorf("caBundle not written yet: %w", lastErr)
-	case bundles == nil:
+	case bundle == nil:
 		return errors.New("caBundle not written yet")
 	}
-	for i, b := range bundles {
-		if err := verify(leaf, b, s.serverName(), s.Now()); err != nil {
-			return fmt.Errorf("certificate not trusted by the caBundle of webhook #%d of %s: %w", i, s.WebhookConfigName, err)
-		}
+	if err := verify(leaf, bundle, s.serverName(), s.Now()); err != nil {
+		return fmt.Errorf("certificate not trusted by the caBundle of %s: %w", s.WebhookConfigName, err)
 	}
 	return nil
 }
@@ -231,12 +231,10 @@ func (s *SelfManaged) defaults() error {
 			return fmt.Errorf("self-managed TLS: --%s must be set", flag)
 		}
 	}
-	s.CertName = cmpOr(s.CertName, CertFile)
-	s.KeyName = cmpOr(s.KeyName, KeyFile)
-	s.ClusterDomain = cmpOr(s.ClusterDomain, DefaultClusterDomain)
-	if s.Lifetime == 0 {
-		s.Lifetime = DefaultCertLifetime
-	}
+	s.CertName = cmp.Or(s.CertName, CertFile)
+	s.KeyName = cmp.Or(s.KeyName, KeyFile)
+	s.ClusterDomain = cmp.Or(s.ClusterDomain, DefaultClusterDomain)
+	s.Lifetime = cmp.Or(s.Lifetime, DefaultCertLifetime)
 	if s.Lifetime < MinCertLifetime || s.Lifetime > MaxCertLifetime {
 		return fmt.Errorf("self-managed TLS: --cert-lifetime=%s is not between %s and %s", s.Lifetime, MinCertLifetime, MaxCertLifetime)
 	}
@@ -254,13 +252,6 @@ func (s *SelfManaged) defaults() error {
 	}
 	s.Logger = s.Logger.WithValues("secret", s.Namespace+"/"+s.SecretName, "webhookConfiguration", s.WebhookConfigName)
 	return nil
-}
-
-func cmpOr(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
 }
 
 func (s *SelfManaged) dnsNames() []string {
@@ -337,7 +328,7 @@ func (s *SelfManaged) sync(ctx context.Context) (next time.Duration, err error) 
 	if err != nil {
 		return 0, err
 	}
-	if !sameData(want, sec.Data) {
+	if !maps.EqualFunc(want, sec.Data, bytes.Equal) {
 		sec = sec.DeepCopy()
 		sec.Data = want
 		// Conditional on the resourceVersion read: of replicas renewing
@@ -348,7 +339,7 @@ func (s *SelfManaged) sync(ctx context.Context) (next time.Duration, err error) 
 		s.Logger.Info("self-managed TLS: Secret updated", "serial", leaf.SerialNumber.String(), "notAfter", leaf.NotAfter)
 	}
 
-	bundles, werr := s.syncWebhooks(ctx, sec.Data[SecretCACert])
+	bundle, werr := s.syncWebhooks(ctx, sec.Data[SecretCACert])
 
 	changed, err := writeFiles(s.CertDir, []file{
 		{s.KeyName, sec.Data[corev1.TLSPrivateKeyKey], 0o600},
@@ -364,7 +355,7 @@ func (s *SelfManaged) sync(ctx context.Context) (next time.Duration, err error) 
 	s.mu.Lock()
 	s.served = leaf
 	if werr == nil {
-		s.bundles = bundles
+		s.bundle = bundle
 	}
 	s.mu.Unlock()
 	if werr != nil {
@@ -481,8 +472,8 @@ func (s *SelfManaged) verifyAllNames(leaf, ca *x509.Certificate, now time.Time) 
 }
 
 // syncWebhooks makes the caBundle of every webhook the Secret's ca.crt and
-// returns each webhook's CAs.
-func (s *SelfManaged) syncWebhooks(ctx context.Context, caPEM []byte) ([][]*x509.Certificate, error) {
+// returns its CAs.
+func (s *SelfManaged) syncWebhooks(ctx context.Context, caPEM []byte) ([]*x509.Certificate, error) {
 	mwcs := s.Client.AdmissionregistrationV1().MutatingWebhookConfigurations()
 	cfg, err := mwcs.Get(ctx, s.WebhookConfigName, metav1.GetOptions{})
 	if err != nil {
@@ -503,15 +494,7 @@ func (s *SelfManaged) syncWebhooks(ctx context.Context, caPEM []byte) ([][]*x509
 		}
 		s.Logger.Info("self-managed TLS: caBundle written", "webhooks", len(cfg.Webhooks))
 	}
-	cas, err := cert.ParseCertsPEM(caPEM)
-	if err != nil {
-		return nil, err
-	}
-	out := make([][]*x509.Certificate, len(cfg.Webhooks))
-	for i := range out {
-		out[i] = cas
-	}
-	return out, nil
+	return cert.ParseCertsPEM(caPEM)
 }
 
 func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, error) {
@@ -520,18 +503,6 @@ func parsePair(certPEM, keyPEM []byte) (*x509.Certificate, error) {
 		return nil, err
 	}
 	return x509.ParseCertificate(pair.Certificate[0])
-}
-
-func sameData(a, b map[string][]byte) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
-			return false
-		}
-	}
-	return true
 }
 
 // verify checks that leaf is valid at now for dnsName under one of cas.
