@@ -1,6 +1,11 @@
-# Static binary on an empty base image, non-root. (Not built in CI: no Docker
-# engine there.) The binary needs no libc, shell or CA bundle: it only serves
-# TLS and talks to the apiserver with the service account's CA.
+# Static binary on an empty base image, non-root. The binary needs no libc,
+# shell or CA bundle: it only serves TLS and talks to the apiserver with the
+# service account's CA.
+#
+# For people with Docker: `docker build -t canary-tagger:dev .`. Without a
+# container engine, `make image` builds the same image (entrypoint, cmd,
+# user 65532, no shell) with hack/image into bin/canary-tagger-image.tar;
+# that is the one the tests check (docs/image.md).
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
