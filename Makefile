@@ -64,8 +64,8 @@ fuzz: ## run every fuzz target for FUZZTIME (default 20s)
 	  done; \
 	done
 
-bench: build ## load test against a no-op baseline + Go benchmarks; writes docs/benchmarks.md
-	cd test && $(GO) run ./bench/cmd/loadbench --out $(CURDIR)/docs/benchmarks.md
+bench: build tools-k8s ## Rollout creates in a real apiserver, canary-tagger vs no-op webhooks, a MutatingAdmissionPolicy, none; RSS; writes docs/benchmarks.md (BENCH_N=creates per namespace)
+	cd test && $(GO) run ./bench/cmd/admissionbench $(if $(BENCH_N),--n $(BENCH_N)) --out $(CURDIR)/docs/benchmarks.md
 
 soak: build ## 5-minute fixed-rate soak, RSS must stay flat
 	cd test && $(GO) run ./bench/cmd/loadbench --soak 5m

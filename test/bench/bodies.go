@@ -1,11 +1,16 @@
-// Package bench measures canary-tagger against a no-op webhook: request bodies
-// built at run time from real shapes, a keep-alive HTTPS load generator with
-// fixed-rate and max-rate modes, the servers' RSS from /proc, and the
-// in-apiserver latency benchmark. cmd/loadbench drives it (`make bench`,
-// `make soak`); test/faults reuses it.
+// Package bench measures what users of canary-tagger feel: Rollout creates in
+// a real kube-apiserver with canary-tagger, a no-op webhook, a
+// MutatingAdmissionPolicy or nothing in the way (cmd/admissionbench, `make
+// bench`), canary-tagger's RSS, and a keep-alive HTTPS load generator with
+// request bodies built at run time from real shapes (cmd/loadbench, `make
+// soak`; test/faults reuses it).
+//
+// It drives the built `canary-tagger serve` binary and imports nothing of the
+// root module, whose packages change under it.
 package bench
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -21,12 +26,10 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-
-	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 // Module is the project's module; RepoRoot looks for its go.mod.
-const Module = harness.Module
+const Module = "github.com/canary-tagger/canary-tagger"
 
 // Paths of the two webhooks (contract 1).
 const (
@@ -43,9 +46,44 @@ type Body struct {
 	Patched bool
 }
 
-// RepoRoot walks up from the working directory to the project's root
-// (harness.RepoRoot).
-func RepoRoot() (string, error) { return harness.RepoRoot() }
+// RepoRoot walks up from the working directory to the directory whose go.mod
+// declares Module.
+func RepoRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if modulePath(filepath.Join(dir, "go.mod")) == Module {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod declaring module %s above the working directory", Module)
+		}
+		dir = parent
+	}
+}
+
+func modulePath(gomod string) string {
+	f, err := os.Open(gomod)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	s := bufio.NewScanner(f)
+	for s.Scan() {
+		if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" {
+			return strings.Trim(fields[1], `"`)
+		}
+	}
+	return ""
+}
+
+// SeedRolloutPath is the seed's Rollout, test/e2e/testdata/rollout.yaml.
+func SeedRolloutPath(repo string) string {
+	return filepath.Join(repo, "test", "e2e", "testdata", "rollout.yaml")
+}
 
 // FixturesDir is where the Datadog Helm chart renders live: next to the
 // repository, read in place (never copied).
@@ -57,7 +95,7 @@ func FixturesDir(repo string) string {
 // in namespace ns: defaults, uid, managedFields and kubectl's
 // last-applied-configuration annotation included.
 func SeedRollout(repo, ns string) (map[string]any, error) {
-	raw, err := os.ReadFile(harness.SeedRolloutPath(repo))
+	raw, err := os.ReadFile(SeedRolloutPath(repo))
 	if err != nil {
 		return nil, err
 	}

@@ -347,3 +347,16 @@ func CheckReview(raw []byte, b *Body, expectPatch bool) error {
 	}
 	return nil
 }
+
+// Alternate calls run for every server, rounds times, starting each round
+// with the next server so that drift in the machine's load hits all alike.
+func Alternate(servers []*Server, rounds int, run func(round int, s *Server) error) error {
+	for round := range rounds {
+		for i := range servers {
+			if err := run(round, servers[(i+round)%len(servers)]); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -14,35 +15,36 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/controlplane"
-	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
-// Binaries are the two servers under test, built the same way.
-type Binaries struct {
-	CanaryTagger, Noop string
-}
-
-// Build builds bin/canary-tagger's sources and the no-op baseline into dir
-// with the flags of `make build` (CGO off, -trimpath, -s -w).
-func Build(ctx context.Context, repo, dir string) (Binaries, error) {
-	b := Binaries{CanaryTagger: filepath.Join(dir, "canary-tagger"), Noop: filepath.Join(dir, "noop-webhook")}
-	for _, t := range []struct{ out, moduleDir, pkg string }{
-		{b.CanaryTagger, repo, "./cmd/canary-tagger"},
-		{b.Noop, filepath.Join(repo, "test"), "./bench/cmd/noop-webhook"},
-	} {
-		cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", t.out, t.pkg)
-		cmd.Dir = t.moduleDir
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		var out bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Run(); err != nil {
-			return b, fmt.Errorf("go build %s: %v\n%s", t.pkg, err, out.String())
-		}
+// BuildNoop builds the no-op webhook (cmd/noop-webhook, test module) into dir
+// with the flags of `make build` (CGO off, -trimpath, -s -w), as canary-tagger
+// is built.
+func BuildNoop(ctx context.Context, repo, dir string) (string, error) {
+	out := filepath.Join(dir, "noop-webhook")
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./bench/cmd/noop-webhook")
+	cmd.Dir = filepath.Join(repo, "test")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("go build ./bench/cmd/noop-webhook: %v\n%s", err, buf.String())
 	}
-	return b, nil
+	return out, nil
 }
 
-// BuildCanaryTagger builds only canary-tagger into dir (as Build does).
+// CanaryTaggerBinary is bin/canary-tagger as `make build` leaves it; it
+// says how to get it if it is missing.
+func CanaryTaggerBinary(repo string) (string, error) {
+	bin := filepath.Join(repo, "bin", "canary-tagger")
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("%s: %w (run `make build`)", bin, err)
+	}
+	return bin, nil
+}
+
+// BuildCanaryTagger builds canary-tagger into dir with the flags of `make
+// build` (for tests that must not depend on bin/ being fresh).
 func BuildCanaryTagger(ctx context.Context, repo, dir string) (string, error) {
 	out := filepath.Join(dir, "canary-tagger")
 	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/canary-tagger")
@@ -79,9 +81,25 @@ func (s *Server) Kill() {
 	<-s.Proc.Done()
 }
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1
-// (harness.FreePorts).
-func FreePorts(n int) ([]int, error) { return harness.FreePorts(n) }
+// FreePorts returns n distinct free TCP ports on 127.0.0.1.
+func FreePorts(n int) ([]int, error) {
+	var listeners []net.Listener
+	defer func() {
+		for _, l := range listeners {
+			l.Close()
+		}
+	}()
+	var ports []int
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		listeners = append(listeners, l)
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
 
 // StartCanaryTagger runs `canary-tagger serve` on loopback with the
 // certificate in certDir, production logging (JSON, info) to logPath, and no
@@ -114,13 +132,14 @@ func StartCanaryTaggerOn(bin string, port int, certDir, logPath string, extra ..
 	return s, nil
 }
 
-// StartNoop runs the no-op baseline on loopback with the certificate in certDir.
-func StartNoop(ctx context.Context, bin, certDir, logPath string, extra ...string) (*Server, error) {
+// StartNoop runs the no-op webhook on loopback with the certificate in
+// certDir; name tells apart several (e.g. one with --static-patch).
+func StartNoop(ctx context.Context, name, bin, certDir, logPath string, extra ...string) (*Server, error) {
 	ports, err := FreePorts(1)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{Name: "no-op baseline", Port: ports[0], URL: fmt.Sprintf("https://127.0.0.1:%d", ports[0])}
+	s := &Server{Name: name, Port: ports[0], URL: fmt.Sprintf("https://127.0.0.1:%d", ports[0])}
 	args := append([]string{"--host=127.0.0.1", "--port=" + strconv.Itoa(s.Port), "--cert-dir=" + certDir}, extra...)
 	if s.Proc, err = controlplane.StartProcess(s.Name, bin, args, logPath, controlplane.ProcessOptions{}); err != nil {
 		return nil, err

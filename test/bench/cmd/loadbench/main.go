@@ -1,21 +1,22 @@
-// Command loadbench measures canary-tagger against a no-op controller-runtime
-// webhook with the same TLS settings, in one run, and prints one table with
-// the ratios and the machine it ran on (`make bench`); with --out it also
-// writes docs/benchmarks.md. With --soak it runs canary-tagger alone at a
-// fixed rate and checks that its RSS stays flat (`make soak`).
+// Command loadbench is the load generator as a tool: it puts keep-alive HTTPS
+// load (the body mix of package bench) on `canary-tagger serve` and on the
+// no-op controller-runtime webhook in alternating rounds, and prints
+// fixed-rate and max-rate latencies, throughput and RSS side by side, with no
+// targets (`make bench` is what users feel: cmd/admissionbench). With --soak
+// it runs canary-tagger alone at a fixed rate and checks that its RSS stays
+// flat (`make soak`).
 //
-// Every target is a server this program starts on 127.0.0.1; every run is
-// bounded in time and in requests.
+// canary-tagger is bin/canary-tagger (`make build`). Every target is a server
+// this program starts on 127.0.0.1; every run is bounded in time and in
+// requests.
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -28,25 +29,21 @@ import (
 )
 
 type options struct {
-	out                  string
-	clients              int
-	rate                 float64
-	fixedDur, maxDur     time.Duration
-	fixedRounds, rounds  int
-	warmup               time.Duration
-	apiserver            bool
-	apiCreates, perRound int
-	goBench              bool
-	goBenchTime          string
-	soak                 time.Duration
-	soakRSSLimit         float64
-	keep                 bool
-	only                 string
+	canaryTagger        string
+	clients             int
+	rate                float64
+	fixedDur, maxDur    time.Duration
+	fixedRounds, rounds int
+	warmup              time.Duration
+	soak                time.Duration
+	soakRSSLimit        float64
+	keep                bool
+	only                string
 }
 
 func main() {
 	var o options
-	flag.StringVar(&o.out, "out", "", "write the report (table, machine, Go benchmarks) to this Markdown file")
+	flag.StringVar(&o.canaryTagger, "canary-tagger", "", "canary-tagger binary (default: <repo>/bin/canary-tagger, from `make build`)")
 	flag.IntVar(&o.clients, "clients", 8, "concurrent keep-alive HTTPS clients")
 	flag.Float64Var(&o.rate, "rate", 500, "fixed rate, reviews/s")
 	flag.DurationVar(&o.fixedDur, "fixed-duration", 8*time.Second, "length of one fixed-rate run")
@@ -54,14 +51,9 @@ func main() {
 	flag.DurationVar(&o.maxDur, "max-duration", 4*time.Second, "length of one max-rate run")
 	flag.IntVar(&o.rounds, "max-rounds", 3, "max-rate runs per server, alternating")
 	flag.DurationVar(&o.warmup, "warmup", time.Second, "unrecorded warm-up before each run")
-	flag.BoolVar(&o.apiserver, "apiserver", true, "run the in-apiserver benchmark (envtest from bin/k8s; skipped if missing)")
-	flag.IntVar(&o.apiCreates, "apiserver-creates", 300, "Rollout creates per namespace in the in-apiserver benchmark")
-	flag.IntVar(&o.perRound, "apiserver-round", 10, "creates per namespace per round")
-	flag.BoolVar(&o.goBench, "go-bench", true, "also run the Go benchmarks (rules and handler) and include them")
-	flag.StringVar(&o.goBenchTime, "go-benchtime", "1s", "-benchtime of the Go benchmarks")
 	flag.DurationVar(&o.soak, "soak", 0, "soak mode: canary-tagger alone at --rate for this long; RSS must stay flat")
 	flag.Float64Var(&o.soakRSSLimit, "soak-rss-growth", 0.10, "soak: largest allowed RSS growth (last minute vs first minute after warm-up)")
-	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (binaries, certificates, server logs)")
+	flag.BoolVar(&o.keep, "keep", false, "keep the temporary directory (no-op binary, certificates, server logs)")
 	flag.StringVar(&o.only, "only", "", "comma-separated body names to send (default: the whole mix), e.g. rollout-seed")
 	flag.Parse()
 
@@ -83,11 +75,11 @@ func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "%s "+format+"\n", append([]any{time.Now().Format("15:04:05")}, args...)...)
 }
 
-// setup builds both binaries, writes a certificate and starts both servers.
+// setup writes a certificate and starts canary-tagger and, if asked, the
+// no-op webhook (built here).
 type setup struct {
 	repo, dir  string
 	certDir    string
-	bins       bench.Binaries
 	ca         *bench.CA
 	ct, noop   *bench.Server
 	bodies     []bench.Body
@@ -133,12 +125,12 @@ func start(ctx context.Context, o options, withNoop bool) (*setup, func(), error
 		}
 		s.bodies = keep
 	}
-	t0 := time.Now()
-	if s.bins, err = bench.Build(ctx, s.repo, s.dir); err != nil {
-		return fail(err)
+	bin := o.canaryTagger
+	if bin == "" {
+		if bin, err = bench.CanaryTaggerBinary(s.repo); err != nil {
+			return fail(err)
+		}
 	}
-	bins := s.bins
-	logf("built canary-tagger and the no-op baseline in %s", time.Since(t0).Round(time.Millisecond))
 	if s.ca, err = bench.NewCA("loadbench"); err != nil {
 		return fail(err)
 	}
@@ -148,14 +140,18 @@ func start(ctx context.Context, o options, withNoop bool) (*setup, func(), error
 		return fail(err)
 	}
 	s.loadConfig = bench.Load{TLS: bench.ClientTLS(s.ca), Bodies: s.bodies, Clients: o.clients}
-	if s.ct, err = bench.StartCanaryTagger(ctx, bins.CanaryTagger, certDir, filepath.Join(s.dir, "canary-tagger.log")); err != nil {
+	if s.ct, err = bench.StartCanaryTagger(ctx, bin, certDir, filepath.Join(s.dir, "canary-tagger.log")); err != nil {
 		return fail(err)
 	}
 	if err := s.ct.WaitReady(ctx, s.loadConfig, &s.bodies[0], 30*time.Second); err != nil {
 		return fail(err)
 	}
 	if withNoop {
-		if s.noop, err = bench.StartNoop(ctx, bins.Noop, certDir, filepath.Join(s.dir, "noop.log")); err != nil {
+		noopBin, err := bench.BuildNoop(ctx, s.repo, s.dir)
+		if err != nil {
+			return fail(err)
+		}
+		if s.noop, err = bench.StartNoop(ctx, "no-op webhook", noopBin, certDir, filepath.Join(s.dir, "noop.log")); err != nil {
 			return fail(err)
 		}
 		if err := s.noop.WaitReady(ctx, s.loadConfig, &s.bodies[0], 30*time.Second); err != nil {
@@ -202,98 +198,82 @@ func benchmark(ctx context.Context, o options) error {
 		return r, samples, nil
 	}
 	// Fixed rate first, so that the RSS it sees is not the high-water mark of
-	// a max-rate run. Rounds alternate which server goes first.
-	for round := range o.fixedRounds {
-		for i := range servers {
-			srv := servers[(i+round)%2]
-			r, rss, err := run(srv, o.rate, o.fixedDur)
-			if err != nil {
-				return err
-			}
-			runs[srv].fixed = append(runs[srv].fixed, r)
-			runs[srv].rssFixed = append(runs[srv].rssFixed, bench.MaxOf(rss))
-			logf("%-15s %4.0f/s   round %d: %6d ok, %d errors, %d late, p50 %s p99 %s, RSS ≤ %s",
-				srv.Name, o.rate, round+1, r.OK, r.Errors, r.Late, ms(r.Percentile(50)), ms(r.Percentile(99)), mib(bench.MaxOf(rss)))
-		}
-	}
-	for round := range o.rounds {
-		for i := range servers {
-			srv := servers[(i+round)%2]
-			r, rss, err := run(srv, 0, o.maxDur)
-			if err != nil {
-				return err
-			}
-			runs[srv].max = append(runs[srv].max, r)
-			runs[srv].rssMax = append(runs[srv].rssMax, bench.MaxOf(rss))
-			logf("%-15s max rate round %d: %6.0f reviews/s, %d errors, p50 %s p99 %s",
-				srv.Name, round+1, r.Throughput(), r.Errors, ms(r.Percentile(50)), ms(r.Percentile(99)))
-		}
-	}
-
-	var api *bench.APIServerResult
-	var apiNote string
-	if o.apiserver {
-		logf("in-apiserver benchmark: %d creates per namespace", o.apiCreates)
-		patch, err := bench.StartNoop(ctx, s.bins.Noop, s.certDir, filepath.Join(s.dir, "static-patch.log"), "--static-patch")
+	// a max-rate run.
+	if err := bench.Alternate(servers, o.fixedRounds, func(round int, srv *bench.Server) error {
+		r, rss, err := run(srv, o.rate, o.fixedDur)
 		if err != nil {
 			return err
 		}
-		defer patch.Stop(10 * time.Second)
-		if err := patch.WaitReady(ctx, s.loadConfig, &s.bodies[0], 30*time.Second); err != nil {
+		runs[srv].fixed = append(runs[srv].fixed, r)
+		runs[srv].rssFixed = append(runs[srv].rssFixed, bench.MaxOf(rss))
+		logf("%-15s %4.0f/s   round %d: %6d ok, %d errors, %d late, p50 %s p99 %s, RSS ≤ %s",
+			srv.Name, o.rate, round+1, r.OK, r.Errors, r.Late, ms(r.Percentile(50)), ms(r.Percentile(99)), mib(bench.MaxOf(rss)))
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := bench.Alternate(servers, o.rounds, func(round int, srv *bench.Server) error {
+		r, rss, err := run(srv, 0, o.maxDur)
+		if err != nil {
 			return err
 		}
-		targets := []bench.APITarget{{Key: "canary-tagger", Server: s.ct, Injects: true}, {Key: "noop", Server: s.noop}, {Key: "static-patch", Server: patch, Injects: true}}
-		r, err := bench.RunAPIServer(ctx, s.repo, targets, s.ca.CertPEM, o.apiCreates, o.perRound, logf)
-		switch {
-		case err != nil && strings.Contains(err.Error(), "missing in"):
-			apiNote = "skipped: " + err.Error()
-			logf("%s", apiNote)
-		case err != nil:
-			return fmt.Errorf("in-apiserver benchmark: %w", err)
-		default:
-			api = &r
-		}
+		runs[srv].max = append(runs[srv].max, r)
+		runs[srv].rssMax = append(runs[srv].rssMax, bench.MaxOf(rss))
+		logf("%-15s max rate round %d: %6.0f reviews/s, %d errors, p50 %s p99 %s",
+			srv.Name, round+1, r.Throughput(), r.Errors, ms(r.Percentile(50)), ms(r.Percentile(99)))
+		return nil
+	}); err != nil {
+		return err
 	}
 
-	var goBench string
-	if o.goBench {
-		logf("Go benchmarks (-benchtime %s)", o.goBenchTime)
-		if goBench, err = runGoBench(ctx, s.repo, o.goBenchTime); err != nil {
-			return err
-		}
-	}
-
-	report := render(o, machine, s.bodies, runs[s.noop], runs[s.ct], api, apiNote, goBench)
-	fmt.Print(report.table)
-	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(report.markdown), 0o644); err != nil {
-			return err
-		}
-		logf("wrote %s", o.out)
-	}
-	if report.errors > 0 {
-		return fmt.Errorf("%d failed requests", report.errors)
+	fmt.Printf("\nmachine: %s, %d cores, %s, %s, load average at start %s\n", machine.CPU, machine.Cores, machine.Go, machine.Kernel, machine.Load)
+	fmt.Printf("load: %d keep-alive HTTPS clients (HTTP/1.1), %s round-robin; fixed rate %d × %s per server, max rate %d × %s, alternating; warm-up %s each\n\n",
+		o.clients, strings.Join(bodyNames, ", "), o.fixedRounds, o.fixedDur, o.rounds, o.maxDur, o.warmup)
+	failed := printTable(o, runs[s.noop], runs[s.ct])
+	if failed > 0 {
+		return fmt.Errorf("%d failed requests", failed)
 	}
 	return nil
 }
 
-func runGoBench(ctx context.Context, repo, benchtime string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "test", "-run", "^$", "-bench", ".", "-benchmem", "-benchtime", benchtime, "-count", "1",
-		"./webhook/", "./webhook/rollout/", "./webhook/agentpod/", "./webhook/internal/obj/")
-	cmd.Dir = repo
-	var out bytes.Buffer
-	cmd.Stdout = &out
-	cmd.Stderr = &out
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go test -bench: %v\n%s", err, out.String())
+// printTable prints both servers side by side, canary-tagger against the
+// no-op; no targets. It returns the number of failed requests.
+func printTable(o options, base, ct *serverRuns) int {
+	bf, cf := bench.Merge(base.fixed...), bench.Merge(ct.fixed...)
+	bm, cm := bench.Merge(base.max...), bench.Merge(ct.max...)
+	diff := func(a, b time.Duration) string {
+		return fmt.Sprintf("%+.3f ms", float64(a-b)/float64(time.Millisecond))
 	}
-	var keep []string
-	for _, line := range strings.Split(out.String(), "\n") {
-		if strings.HasPrefix(line, "Benchmark") || strings.HasPrefix(line, "pkg:") {
-			keep = append(keep, line)
-		}
+	fmt.Println("| measure | no-op webhook | canary-tagger | canary-tagger vs no-op |")
+	fmt.Println("|---|---:|---:|---:|")
+	row := func(measure, base, ct, cmp string) { fmt.Printf("| %s | %s | %s | %s |\n", measure, base, ct, cmp) }
+	row(fmt.Sprintf("max rate, %d clients: throughput (reviews/s)", o.clients), fmt.Sprintf("%.0f", bm.Throughput()), fmt.Sprintf("%.0f", cm.Throughput()),
+		fmt.Sprintf("%.2f×", cm.Throughput()/bm.Throughput()))
+	for _, q := range []float64{50, 99} {
+		row(fmt.Sprintf("max rate: p%.0f latency", q), ms(bm.Percentile(q)), ms(cm.Percentile(q)), diff(cm.Percentile(q), bm.Percentile(q)))
 	}
-	return strings.Join(keep, "\n") + "\n", nil
+	for _, q := range []float64{50, 95, 99} {
+		row(fmt.Sprintf("%.0f/s: p%.0f latency", o.rate, q), ms(bf.Percentile(q)), ms(cf.Percentile(q)), diff(cf.Percentile(q), bf.Percentile(q)))
+	}
+	row(fmt.Sprintf("%.0f/s: max latency", o.rate), ms(bf.Max()), ms(cf.Max()), diff(cf.Max(), bf.Max()))
+	row(fmt.Sprintf("%.0f/s: slots missed (all clients busy)", o.rate), fmt.Sprint(bf.Late), fmt.Sprint(cf.Late), "")
+	row(fmt.Sprintf("%.0f/s: RSS, median of the runs' peaks", o.rate), mib(median(base.rssFixed)), mib(median(ct.rssFixed)), "")
+	row("max rate: RSS, median of the runs' peaks", mib(median(base.rssMax)), mib(median(ct.rssMax)), "")
+	row("failed requests (all runs)", fmt.Sprint(bf.Errors+bm.Errors), fmt.Sprint(cf.Errors+cm.Errors), "")
+	samples := append(append(append(bf.ErrorSamples, bm.ErrorSamples...), cf.ErrorSamples...), cm.ErrorSamples...)
+	if len(samples) > 0 {
+		fmt.Printf("\nerrors: %s\n", strings.Join(samples, "; "))
+	}
+	return bf.Errors + bm.Errors + cf.Errors + cm.Errors
+}
+
+func median(xs []int64) int64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // soak runs canary-tagger alone at a fixed rate and samples its RSS.
