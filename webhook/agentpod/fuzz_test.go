@@ -17,12 +17,12 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
 )
 
-// FuzzMutate: for any JSON object, MutatePod and MutateDaemonSet never
+// FuzzMutate: for any JSON object, MutatePod and MutateWorkload never
 // panic, never modify their input, are idempotent, and change nothing but
 // the one env value (or appended env entry) per container and the pod's
 // status annotation.
 func FuzzMutate(f *testing.F) {
-	for _, cs := range [][]tcase{podCases, dsCases} {
+	for _, cs := range [][]tcase{podCases, workloadCases} {
 		for _, c := range cs {
 			f.Add(objtest.JSON(objtest.MustYAML(c.in)), false)
 			f.Add(objtest.JSON(objtest.MustYAML(c.in)), true)
@@ -52,7 +52,7 @@ func FuzzMutate(f *testing.F) {
 		for _, m := range []struct {
 			mutate mutateFunc
 			pod    bool
-		}{{agentpod.MutatePod, true}, {agentpod.MutateDaemonSet, false}} {
+		}{{agentpod.MutatePod, true}, {agentpod.MutateWorkload, false}} {
 			before := objtest.CopyObject(in)
 			out, res := applied(t, m.mutate, in, opts)
 			if !reflect.DeepEqual(in, before) {
@@ -281,7 +281,7 @@ func FuzzEnvValue(f *testing.F) {
 		if dup {
 			env = append([]any{map[string]any{"name": agentpod.EnvName, "value": `{"x":"y"}`}}, env...)
 		}
-		in := objtest.MustYAML(P(`{containers: [{name: agent}]}`))
+		in := objtest.MustYAML(agentPod(`{containers: [{name: agent}]}`))
 		in["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)["env"] = env
 		// As the webhook receives it: JSON, in which invalid UTF-8 is already U+FFFD.
 		in, err := obj.Decode(objtest.JSON(in))

@@ -20,7 +20,7 @@ const fixtureDir = "../../test/testdata/datadog-helm"
 
 // fixtures says, per render, which containers contract 3.2 handles in the agent
 // DaemonSet (containers, then init containers that declare the variable) and
-// what each must end up with.
+// what each must end up with; the Cluster Agent's container ends up the same.
 var fixtures = []struct {
 	file       string
 	daemonSet  string
@@ -114,7 +114,7 @@ func TestGolden(t *testing.T) {
 				t.Fatalf("%d documents, want 1", len(docs))
 			}
 			in := docs[0].Object
-			mutate, isPod := agentpod.MutateDaemonSet, false
+			mutate, isPod := agentpod.MutateWorkload, false
 			if docs[0].Kind() == "Pod" {
 				mutate, isPod = agentpod.MutatePod, true
 			}
@@ -153,7 +153,7 @@ func TestDatadogFixtures(t *testing.T) {
 			seenDS, seenDeploy := false, false
 			for _, d := range docs {
 				e := entry{Document: d.Index, Kind: d.Kind(), Name: d.Name()}
-				out, res := run(t, agentpod.MutateDaemonSet, d.Object, false)
+				out, res := run(t, agentpod.MutateWorkload, d.Object, false)
 				e.DaemonSet = newResult(d.Object, out, res, false)
 				if pOut, pRes := run(t, agentpod.MutatePod, d.Object, true); !reflect.DeepEqual(pOut, d.Object) || pRes.Outcome != outcome.Skipped {
 					t.Errorf("document %d (%s %s): MutatePod on a non-Pod gave %s", d.Index, e.Kind, e.Name, pRes.Outcome)
@@ -161,23 +161,22 @@ func TestDatadogFixtures(t *testing.T) {
 				switch {
 				case e.Kind == "DaemonSet" && e.Name == fx.daemonSet:
 					seenDS = true
-					checkFixtureDaemonSet(t, fx.handled, fx.action, fx.value, d.Object, out, res)
+					checkFixtureWorkload(t, fx.handled, fx.action, fx.value, d.Object, out, res)
 					pod := podFrom(d)
 					pOut, pRes := run(t, agentpod.MutatePod, pod, true)
 					e.Pod = newResult(pod, pOut, pRes, true)
 					checkFixturePod(t, fx.handled, fx.action, fx.value, pod, pOut, pRes)
 				case e.Kind == "Deployment" && e.Name == fx.deployment:
+					// The Cluster Agent gets the same merge (kubernetes_state metrics).
 					seenDeploy = true
+					checkFixtureWorkload(t, clusterAgent, fx.action, fx.value, d.Object, out, res)
 					pod := podFrom(d)
 					pOut, pRes := run(t, agentpod.MutatePod, pod, true)
 					e.Pod = newResult(pod, pOut, pRes, false)
-					if pRes.Outcome != outcome.Skipped || pRes.Reason != agentpod.ReasonNotAgent || e.Pod.Changed {
-						t.Errorf("cluster-agent pod: %s %q, changed %v; want untouched", pRes.Outcome, pRes.Reason, e.Pod.Changed)
-					}
-					fallthrough
+					checkFixturePod(t, clusterAgent, fx.action, fx.value, pod, pOut, pRes)
 				default:
 					if e.DaemonSet.Changed || res.Outcome != outcome.Skipped {
-						t.Errorf("document %d (%s %s) was %s; only the agent DaemonSet may change", d.Index, e.Kind, e.Name, res.Outcome)
+						t.Errorf("document %d (%s %s) was %s; only the Agent workloads may change", d.Index, e.Kind, e.Name, res.Outcome)
 					}
 				}
 				entries = append(entries, e)
@@ -214,15 +213,18 @@ func effective(spec any) map[string]string {
 	return vals
 }
 
-func checkFixtureDaemonSet(t *testing.T, handled []string, action agentpod.Action, value string, in, out map[string]any, res agentpod.Result) {
+// clusterAgent is what the rule handles in the charts' Cluster Agent.
+var clusterAgent = []string{"cluster-agent"}
+
+func checkFixtureWorkload(t *testing.T, handled []string, action agentpod.Action, value string, in, out map[string]any, res agentpod.Result) {
 	t.Helper()
 	checkContainers(t, handled, action, res)
 	checkSpec(t, handled, value, at(in, "/spec/template/spec"), at(out, "/spec/template/spec"))
 	if action == agentpod.ActionPresent && !reflect.DeepEqual(in, out) {
-		t.Errorf("DaemonSet changed although every container maps the key")
+		t.Errorf("workload changed although every container maps the key")
 	}
 	if !reflect.DeepEqual(at(in, "/spec/template/metadata"), at(out, "/spec/template/metadata")) {
-		t.Errorf("DaemonSet template metadata changed (no status annotation on templates, contract 6)")
+		t.Errorf("template metadata changed (no status annotation on templates, contract 6)")
 	}
 }
 

@@ -1,7 +1,8 @@
-// Package agentpod is the Datadog Agent pod rule (contract 3): make every agent
-// container map the role label to a tag in DD_KUBERNETES_POD_LABELS_AS_TAGS,
-// keeping every mapping already there, and say per container what it did in
-// the pod's status annotation.
+// Package agentpod is the Datadog Agent pod rule (contract 3): make every
+// container of a node Agent, Cluster Agent or Cluster Checks Runner pod map
+// the role label to a tag in DD_KUBERNETES_POD_LABELS_AS_TAGS, keeping every
+// mapping the Agent had, and say per container what it did in the pod's
+// status annotation.
 //
 // Like the Rollout rule it reads unstructured JSON, returns JSON Patch
 // operations (for the webhook and for `mutate`), and leaves fields of
@@ -13,6 +14,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -27,6 +29,11 @@ import (
 
 // EnvName is the agent's variable: a JSON object, pod label → tag name.
 const EnvName = "DD_KUBERNETES_POD_LABELS_AS_TAGS"
+
+// ResourcesEnvName maps labels of several resource kinds; for pods it is
+// merged with EnvName key by key, and wins on a shared key (Agent 7.58+,
+// docs/agent-config.md).
+const ResourcesEnvName = "DD_KUBERNETES_RESOURCES_LABELS_AS_TAGS"
 
 // StatusAnnotation records per container what canary-tagger did (contract 3.5).
 const StatusAnnotation = "canary-tagger.io/status"
@@ -44,9 +51,9 @@ type Reason string
 const (
 	ReasonNone           Reason = ""
 	ReasonNotPod         Reason = "not a Pod"
-	ReasonNotDaemonSet   Reason = "not a DaemonSet"
+	ReasonNotWorkload    Reason = "not a DaemonSet, ExtendedDaemonSet or Deployment"
 	ReasonNotAgent       Reason = "labels do not match the agent selector"
-	ReasonNotOwnedByDS   Reason = "not owned by a DaemonSet"
+	ReasonNotOwned       Reason = "not owned by a DaemonSet, ExtendedDaemonSet or ReplicaSet"
 	ReasonNoContainers   Reason = "no containers"
 	ReasonUnexpectedType Reason = "field of unexpected type"
 	// Container-level reasons. They are shown in the status annotation, so
@@ -56,6 +63,11 @@ const (
 	ReasonEnvFrom       Reason = "envFrom may set " + EnvName + " and an added env entry would override it"
 	ReasonInvalidJSON   Reason = "value is not a JSON object of strings: the agent drops it whole, no pod label becomes a tag"
 	ReasonDuplicateKeys Reason = "value has duplicate keys"
+	// An added variable replaces the whole kubernetes_pod_labels_as_tags
+	// map of a datadog.yaml (docs/agent-config.md): the user's tags would go.
+	ReasonConfigFile Reason = "a mounted Datadog config may map pod labels and an added " + EnvName + " would replace them"
+	// The resources variable's mapping of the key wins over ours.
+	ReasonResourcesMapKey Reason = ResourcesEnvName + " maps this label for pods and wins over " + EnvName
 )
 
 // Action is what happened to one container.
@@ -134,8 +146,9 @@ const MaxStatusLen = 4096
 
 const statusMore = "; and %d more containers: %d injected, %d present, %d skipped"
 
-// MutatePod applies contract 3 to a Pod: agent pods owned by a DaemonSet get the
-// mapping and the status annotation. An existing status annotation is kept:
+// MutatePod applies contract 3 to a Pod: agent pods owned by a DaemonSet,
+// an ExtendedDaemonSet or (Cluster Agent, Checks Runner) a ReplicaSet get
+// the mapping and the status annotation. An existing status annotation is kept:
 // the apiserver may call the webhook again on its own output
 // (reinvocationPolicy: IfNeeded), and the first record is the true one.
 func MutatePod(o map[string]any, opts Options) ([]jsonpatch.Operation, Result) {
@@ -145,8 +158,8 @@ func MutatePod(o map[string]any, opts Options) ([]jsonpatch.Operation, Result) {
 	if r, ok := matches(o, []string{"metadata", "labels"}, opts.Selector); !ok {
 		return nil, r
 	}
-	if !ownedByDaemonSet(o) {
-		return nil, skip(ReasonNotOwnedByDS, "")
+	if !ownedByAgentController(o) {
+		return nil, skip(ReasonNotOwned, "")
 	}
 	spec, k := obj.Lookup(o, "spec")
 	if k != obj.Map {
@@ -171,12 +184,16 @@ func MutatePod(o map[string]any, opts Options) ([]jsonpatch.Operation, Result) {
 	return ops, res
 }
 
-// MutateDaemonSet applies contract 3 to the pod template of a DaemonSet whose
-// template matches the selector (contract 6, for manifests). No status annotation
-// is written: it would change the template and restart the agents for nothing.
-func MutateDaemonSet(o map[string]any, opts Options) ([]jsonpatch.Operation, Result) {
-	if k, _ := obj.String(o, "kind"); k != "DaemonSet" {
-		return nil, skip(ReasonNotDaemonSet, "")
+// templateKinds are the workloads whose pod template MutateWorkload handles.
+var templateKinds = map[string]bool{"DaemonSet": true, "ExtendedDaemonSet": true, "Deployment": true}
+
+// MutateWorkload applies contract 3 to the pod template of a DaemonSet,
+// ExtendedDaemonSet or Deployment whose template matches the selector
+// (contract 6, for manifests). No status annotation is written: it would
+// change the template and restart the agents for nothing.
+func MutateWorkload(o map[string]any, opts Options) ([]jsonpatch.Operation, Result) {
+	if k, _ := obj.String(o, "kind"); !templateKinds[k] {
+		return nil, skip(ReasonNotWorkload, "")
 	}
 	if r, ok := matches(o, []string{"spec", "template", "metadata", "labels"}, opts.Selector); !ok {
 		return nil, r
@@ -213,18 +230,23 @@ func matches(o map[string]any, path []string, sel labels.Selector) (Result, bool
 	return Result{}, true
 }
 
-func ownedByDaemonSet(o map[string]any) bool {
+// agentControllers are the owners of Agent pods: node Agents (DaemonSet, or
+// the Datadog Operator's ExtendedDaemonSet through its replica sets), and
+// Cluster Agents and Checks Runners (Deployment, through a ReplicaSet).
+var agentControllers = map[string]string{
+	"DaemonSet":                   "apps",
+	"ReplicaSet":                  "apps",
+	"ExtendedDaemonSetReplicaSet": "datadoghq.com",
+}
+
+func ownedByAgentController(o map[string]any) bool {
 	refs, _ := obj.Lookup(o, "metadata", "ownerReferences")
 	list, _ := refs.([]any)
 	for _, r := range list {
 		m, _ := r.(map[string]any)
-		if m == nil {
-			continue
-		}
-		if kind, _ := m["kind"].(string); kind != "DaemonSet" {
-			continue
-		}
-		if av, _ := m["apiVersion"].(string); strings.HasPrefix(av, "apps/") {
+		kind, _ := m["kind"].(string)
+		apiVersion, _ := m["apiVersion"].(string)
+		if group, ok := agentControllers[kind]; ok && strings.HasPrefix(apiVersion, group+"/") {
 			return true
 		}
 	}
@@ -237,6 +259,7 @@ func ownedByDaemonSet(o map[string]any) bool {
 func mutatePodSpec(spec map[string]any, pointer string, opts Options) ([]jsonpatch.Operation, Result) {
 	var res Result
 	var ops []jsonpatch.Operation
+	volumes := volumeKinds(spec)
 	for _, field := range []string{"containers", "initContainers"} {
 		init := field == "initContainers"
 		v, k := obj.Lookup(spec, field)
@@ -255,7 +278,7 @@ func mutatePodSpec(spec map[string]any, pointer string, opts Options) ([]jsonpat
 			if !ok {
 				return nil, unexpectedPod(fmt.Sprintf("spec.%s[%d]", field, i), c)
 			}
-			op, cr, handled := mutateContainer(cm, init, opts)
+			op, cr, handled := mutateContainer(cm, init, volumes, opts)
 			if !handled {
 				continue
 			}
@@ -286,7 +309,7 @@ func mutatePodSpec(spec map[string]any, pointer string, opts Options) ([]jsonpat
 // mutateContainer applies contract 3.3 to one container. The operation's path
 // is relative to the container. handled is false for an init container that
 // does not declare the variable (contract 3.2).
-func mutateContainer(c map[string]any, init bool, opts Options) (*jsonpatch.Operation, Container, bool) {
+func mutateContainer(c map[string]any, init bool, volumes map[string]string, opts Options) (*jsonpatch.Operation, Container, bool) {
 	name, _ := c["name"].(string)
 	cr := Container{Name: name, Init: init}
 	skipped := func(r Reason, detail string) (*jsonpatch.Operation, Container, bool) {
@@ -330,7 +353,14 @@ func mutateContainer(c map[string]any, init bool, opts Options) (*jsonpatch.Oper
 		return skipped(ReasonUnexpectedType, bad)
 	}
 
+	if key, tag := resourcesMapping(env, opts.LabelKey); key != "" {
+		return skipped(ReasonResourcesMapKey, fmt.Sprintf("pods: %q → %q", key, tag))
+	}
+
 	if last < 0 {
+		if mount := configMount(c, volumes); mount != "" {
+			return skipped(ReasonConfigFile, fmt.Sprintf("%s; add %q: %q to kubernetes_pod_labels_as_tags there, or set %s", mount, opts.LabelKey, opts.TagName, EnvName))
+		}
 		switch ef, k := obj.Lookup(c, "envFrom"); k {
 		case obj.Map, obj.Other:
 			if l, ok := ef.([]any); !ok {
@@ -381,6 +411,78 @@ func mutateContainer(c map[string]any, init bool, opts Options) (*jsonpatch.Oper
 		op = "replace"
 	}
 	return injected(jsonpatch.NewOperation(op, "/env/"+strconv.Itoa(last)+"/value", value))
+}
+
+// resourcesMapping returns the key and tag of the resources variable's pod
+// mapping of key, if it has one (compared without case, as the Agent does).
+// A value the Agent cannot parse maps nothing.
+func resourcesMapping(env []any, key string) (string, string) {
+	var value string
+	for _, e := range env {
+		if em, _ := e.(map[string]any); em["name"] == ResourcesEnvName {
+			value, _ = em["value"].(string)
+		}
+	}
+	var resources map[string]map[string]string
+	if value == "" || json.Unmarshal([]byte(value), &resources) != nil {
+		return "", ""
+	}
+	for kind, labels := range resources {
+		if !strings.EqualFold(kind, "pods") {
+			continue
+		}
+		for k, tag := range labels {
+			if strings.EqualFold(k, key) {
+				return k, tag
+			}
+		}
+	}
+	return "", ""
+}
+
+// configFiles are the files the Agent (datadog.yaml) and the Cluster Agent
+// (datadog-cluster.yaml) read their settings from.
+var configFiles = []string{"/etc/datadog-agent/datadog.yaml", "/etc/datadog-agent/datadog-cluster.yaml"}
+
+// configMount names a volume mount of the container that may put a config
+// file in place (the file itself, or a directory above it), from a volume
+// other than an emptyDir (the charts' own config directory is one); "" if
+// there is none.
+func configMount(c map[string]any, volumes map[string]string) string {
+	mounts, _ := c["volumeMounts"].([]any)
+	for _, m := range mounts {
+		mm, _ := m.(map[string]any)
+		name, _ := mm["name"].(string)
+		at, _ := mm["mountPath"].(string)
+		kind, known := volumes[name]
+		if !known || kind == "emptyDir" || at == "" {
+			continue
+		}
+		at = path.Clean(at)
+		for _, f := range configFiles {
+			if f == at || strings.HasPrefix(f, strings.TrimSuffix(at, "/")+"/") {
+				return fmt.Sprintf("%s volume %q at %s", kind, name, at)
+			}
+		}
+	}
+	return ""
+}
+
+// volumeKinds maps each volume of a pod spec to its source ("configMap",
+// "secret", "emptyDir", ...).
+func volumeKinds(spec map[string]any) map[string]string {
+	kinds := map[string]string{}
+	list, _ := spec["volumes"].([]any)
+	for _, v := range list {
+		vm, _ := v.(map[string]any)
+		name, _ := vm["name"].(string)
+		for k := range vm {
+			if k != "name" {
+				kinds[name] = k
+			}
+		}
+	}
+	return kinds
 }
 
 // mapped returns the tag the mapping gives key. The agent lower-cases the
@@ -464,3 +566,6 @@ func skip(r Reason, detail string) Result {
 func unexpectedPod(path string, v any) Result {
 	return skip(ReasonUnexpectedType, path+" is "+obj.TypeName(v))
 }
+
+// MutateDaemonSet is MutateWorkload, for the callers not yet renamed.
+var MutateDaemonSet = MutateWorkload

@@ -23,7 +23,7 @@ const (
 	DefaultStableValue   = "stable"
 	DefaultCanaryValue   = "canary"
 	DefaultTagName       = "kube_role"
-	DefaultAgentSelector = "agent.datadoghq.com/component=agent"
+	DefaultAgentSelector = "agent.datadoghq.com/component in (agent,cluster-agent,cluster-checks-runner)"
 )
 
 // Flags are the raw flag values.
@@ -49,7 +49,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.StableValue, "stable-value", DefaultStableValue, "label value for stable pods (stableMetadata)")
 	fs.StringVar(&f.CanaryValue, "canary-value", DefaultCanaryValue, "label value for canary pods (canaryMetadata)")
 	fs.StringVar(&f.TagName, "tag-name", DefaultTagName, "Datadog tag the label becomes, added to DD_KUBERNETES_POD_LABELS_AS_TAGS")
-	fs.StringVar(&f.AgentSelector, "agent-selector", DefaultAgentSelector, "label selector of Datadog Agent pods (e.g. app=datadog for charts before 3.140.0)")
+	fs.StringVar(&f.AgentSelector, "agent-selector", DefaultAgentSelector, "label selector of the Datadog Agent pods to patch: node Agents, Cluster Agents, Cluster Checks Runners (e.g. app=datadog for charts before 3.140.0)")
 }
 
 // Validate checks every value and builds the rules' options. The error names

@@ -27,7 +27,7 @@ func parse(t *testing.T, args ...string) config.Flags {
 
 func TestDefaults(t *testing.T) {
 	f := parse(t)
-	want := config.Flags{LabelKey: "role", StableValue: "stable", CanaryValue: "canary", TagName: "kube_role", AgentSelector: "agent.datadoghq.com/component=agent"}
+	want := config.Flags{LabelKey: "role", StableValue: "stable", CanaryValue: "canary", TagName: "kube_role", AgentSelector: "agent.datadoghq.com/component in (agent,cluster-agent,cluster-checks-runner)"}
 	if f != want {
 		t.Fatalf("defaults %+v, want contract 1 %+v", f, want)
 	}
@@ -41,11 +41,15 @@ func TestDefaults(t *testing.T) {
 	if r.AgentPod.LabelKey != "role" || r.AgentPod.TagName != "kube_role" || r.AgentSelector != want.AgentSelector {
 		t.Errorf("agent options %+v", r.AgentPod)
 	}
-	if !r.AgentPod.Selector.Matches(labels.Set{"agent.datadoghq.com/component": "agent", "app": "dd-datadog"}) {
-		t.Error("default selector does not match an agent pod")
+	for _, component := range []string{"agent", "cluster-agent", "cluster-checks-runner"} {
+		if !r.AgentPod.Selector.Matches(labels.Set{"agent.datadoghq.com/component": component, "app": "dd-datadog"}) {
+			t.Errorf("default selector does not match a %s pod", component)
+		}
 	}
-	if r.AgentPod.Selector.Matches(labels.Set{"agent.datadoghq.com/component": "cluster-agent"}) {
-		t.Error("default selector matches the cluster agent")
+	for _, other := range []labels.Set{{"agent.datadoghq.com/component": "otel-agent"}, {"app": "dd-datadog"}} {
+		if r.AgentPod.Selector.Matches(other) {
+			t.Errorf("default selector matches %v", other)
+		}
 	}
 }
 

@@ -72,7 +72,7 @@ func rolloutNotes(at Note, r rollout.Result) []Note {
 
 func agentNotes(at Note, r agentpod.Result) []Note {
 	switch r.Reason {
-	case agentpod.ReasonNotPod, agentpod.ReasonNotDaemonSet, agentpod.ReasonNotAgent, agentpod.ReasonNotOwnedByDS:
+	case agentpod.ReasonNotPod, agentpod.ReasonNotWorkload, agentpod.ReasonNotAgent, agentpod.ReasonNotOwned:
 		return nil // not an agent: quiet
 	case agentpod.ReasonNone:
 		at.Outcome = r.Outcome
