@@ -1,6 +1,7 @@
 // Command canary-tagger labels Argo Rollouts canary and stable pods and makes
 // the Datadog Agent tag them (see docs/contract.md). Subcommands: serve (the admission
-// webhook), mutate (the same rules on manifests, offline), version.
+// webhook), mutate (the same rules on manifests, offline), doctor (what a
+// cluster still lacks, read-only), version.
 package main
 
 import (
@@ -21,6 +22,7 @@ const usage = `usage: canary-tagger <command> [flags]
 commands:
   serve     run the mutating admission webhook server
   mutate    apply the same mutation to YAML/JSON manifests (stdin or -f)
+  doctor    list what is not covered yet in a cluster, with the commands that fix it (read-only)
   version   print the version
 
 Run "canary-tagger <command> -h" for a command's flags.
@@ -44,6 +46,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, signalContext
 		return runServe(args[1:], stderr, signalContext)
 	case "mutate":
 		return runMutate(args[1:], stdin, stdout, stderr)
+	case "doctor":
+		return runDoctor(context.Background(), args[1:], stdout, stderr)
 	case "version", "--version":
 		fmt.Fprintf(stdout, "canary-tagger %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 		return 0

@@ -1,0 +1,139 @@
+package doctor
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+
+	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
+	"github.com/canary-tagger/canary-tagger/webhook/outcome"
+)
+
+// checkAgentPods runs the agent pod rule on every running Datadog Agent pod:
+// a container the rule would still inject into started without the mapping
+// (the pod was created before the webhook), and the Agent reads the variable
+// only at start, so its DaemonSet (or Deployment) needs a restart.
+func (d *doctor) checkAgentPods(ctx context.Context) {
+	opts := d.opts.Rules.AgentPod
+	selDesc := d.opts.Rules.AgentSelector
+	if !d.opts.AgentSelectorSet && d.wh.agents != nil && d.wh.agents.ObjectSelector != nil {
+		// What the apiserver sends the webhook: every component it patches.
+		if sel, err := metav1.LabelSelectorAsSelector(d.wh.agents.ObjectSelector); err == nil && !sel.Empty() {
+			opts.Selector = sel
+			selDesc = sel.String() + " (the agent webhook's objectSelector)"
+		}
+	}
+	pods, err := d.dyn.Resource(podGVR).Namespace(d.opts.Namespace).List(ctx, listOptions(opts.Selector.String()))
+	if err != nil {
+		d.errorf(CheckAgentPod, "", err, "listing Datadog Agent pods (%s)", selDesc)
+		return
+	}
+
+	type workload struct {
+		ns, ref    string // e.g. daemonset/datadog-agent
+		pods       []string
+		containers map[string]bool
+	}
+	missing := map[string]*workload{}
+	var order []string
+	checked, patched := 0, 0
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.GetDeletionTimestamp() != nil || !d.inScope(d.wh.agents, p.GetNamespace(), p.GetLabels()) {
+			continue
+		}
+		checked++
+		_, res := agentpod.MutatePod(p.Object, opts)
+		if res.Outcome == outcome.Skipped && len(res.Containers) == 0 {
+			continue // not a pod the webhook patches (e.g. not owned by a DaemonSet)
+		}
+		patched++
+		obj := "pod/" + p.GetNamespace() + "/" + p.GetName()
+		var injected []string
+		for _, c := range res.Containers {
+			switch {
+			case c.Action == agentpod.ActionInjected:
+				injected = append(injected, c.Name)
+			case c.Action == agentpod.ActionSkipped && (c.Reason == agentpod.ReasonInvalidJSON || c.Reason == agentpod.ReasonDuplicateKeys):
+				d.add(Finding{Check: CheckAgentPod, Status: Action, Object: obj,
+					Message: fmt.Sprintf("container %s: %s is unusable, so no pod label becomes a tag", c.Name, agentpod.EnvName),
+					Reason:  joinReason(string(c.Reason), c.Detail),
+					Fix:     []string{fmt.Sprintf("# fix %s of container %s in the Datadog Agent's values or manifest, then restart it", agentpod.EnvName, c.Name)}})
+			case c.Action == agentpod.ActionSkipped:
+				d.add(Finding{Check: CheckAgentPod, Status: Info, Object: obj,
+					Message: fmt.Sprintf("container %s: left alone by the webhook; make sure %s maps %q there", c.Name, agentpod.EnvName, opts.LabelKey),
+					Reason:  joinReason(string(c.Reason), c.Detail)})
+			}
+		}
+		if len(injected) == 0 {
+			continue
+		}
+		ref := d.podWorkload(ctx, p)
+		key := p.GetNamespace() + "/" + ref
+		w := missing[key]
+		if w == nil {
+			w = &workload{ns: p.GetNamespace(), ref: ref, containers: map[string]bool{}}
+			missing[key] = w
+			order = append(order, key)
+		}
+		w.pods = append(w.pods, p.GetName())
+		for _, c := range injected {
+			w.containers[c] = true
+		}
+	}
+	for _, key := range order {
+		w := missing[key]
+		fix := fmt.Sprintf("kubectl -n %s rollout restart %s", w.ns, w.ref)
+		if strings.HasPrefix(w.ref, "pod/") {
+			fix = fmt.Sprintf("kubectl -n %s delete %s   # no controller found to restart it", w.ns, w.ref)
+		}
+		kind, name, _ := strings.Cut(w.ref, "/")
+		d.add(Finding{Check: CheckAgentPod, Status: Action, Object: kind + "/" + w.ns + "/" + name,
+			Message: fmt.Sprintf("%d Datadog Agent pod(s) started without %q → %q in %s (containers %s): created before canary-tagger, and the Agent reads it only at start",
+				len(w.pods), opts.LabelKey, opts.TagName, agentpod.EnvName, strings.Join(sortedKeys(w.containers), ", ")),
+			Items: w.pods,
+			Fix:   []string{fix}})
+	}
+	if len(order) == 0 {
+		msg := fmt.Sprintf("%d Datadog Agent pod(s) patched by the webhook map %q → %q", patched, opts.LabelKey, opts.TagName)
+		if checked == 0 {
+			msg = "no Datadog Agent pod matches " + selDesc
+		}
+		d.add(Finding{Check: CheckAgentPod, Status: OK, Message: msg})
+	}
+}
+
+// podWorkload names what restarts a pod: its DaemonSet, the Deployment of
+// its ReplicaSet, or the ReplicaSet or StatefulSet itself; the pod when it
+// has no controller.
+func (d *doctor) podWorkload(ctx context.Context, p *unstructured.Unstructured) string {
+	owner := metav1.GetControllerOfNoCopy(p)
+	if owner == nil {
+		return "pod/" + p.GetName()
+	}
+	switch owner.Kind {
+	case "DaemonSet":
+		return "daemonset/" + owner.Name
+	case "StatefulSet":
+		return "statefulset/" + owner.Name
+	case "ReplicaSet":
+		// A ReplicaSet that cannot be read is named itself: restarting
+		// its Deployment is the fix only if there is one.
+		rs, err := d.cs.AppsV1().ReplicaSets(p.GetNamespace()).Get(ctx, owner.Name, metav1.GetOptions{})
+		if err == nil {
+			if dep := metav1.GetControllerOfNoCopy(rs); dep != nil && dep.Kind == "Deployment" {
+				return "deployment/" + dep.Name
+			}
+		}
+		return "replicaset/" + owner.Name
+	}
+	return "pod/" + p.GetName()
+}
+
+func fromUnstructured(m map[string]any, out any) error {
+	return runtime.DefaultUnstructuredConverter.FromUnstructured(m, out)
+}
