@@ -20,7 +20,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 )
 
-// The Datadog chart's render, read in place (never copied into the repo).
+// The Datadog chart's render (test/testdata/datadog-helm).
 // DATADOG_HELM_FIXTURE overrides the path.
 func datadogFixture(t *testing.T) string {
 	t.Helper()
@@ -123,20 +123,45 @@ func TestDatadogAgentDaemonSetPods(t *testing.T) {
 		}
 	})
 
-	t.Run("pods without the agent label never reach the webhook", func(t *testing.T) {
+	t.Run("cluster agent pod patched", func(t *testing.T) {
 		var depList appsv1.DeploymentList
-		must(t, env.Client.List(ctx, &depList, client.InNamespace(datadogNamespace)))
-		if len(depList.Items) == 0 {
-			t.Fatalf("the fixture has no Deployment (cluster agent) in %s", datadogNamespace)
+		must(t, env.Client.List(ctx, &depList, client.InNamespace(datadogNamespace),
+			client.MatchingLabels{"agent.datadoghq.com/component": "cluster-agent"}))
+		if len(depList.Items) != 1 {
+			t.Fatalf("want the chart's cluster agent Deployment in %s, got %d", datadogNamespace, len(depList.Items))
 		}
+		// As the ReplicaSet controller creates it: owned by the Deployment's ReplicaSet.
+		pod := podForTemplate(datadogNamespace, depList.Items[0].Name, &depList.Items[0].Spec.Template)
+		pod.OwnerReferences = []metav1.OwnerReference{{APIVersion: "apps/v1", Kind: "ReplicaSet",
+			Name: depList.Items[0].Name + "-6d4f8b7c9", UID: "3f7c2d1e-0000-4000-8000-000000000002", Controller: ptr(true)}}
+		before := reviews(t, harness.WebhookAgentPod, "injected")
+		must(t, env.Client.Create(ctx, pod))
+		if d := reviews(t, harness.WebhookAgentPod, "injected") - before; d != 1 {
+			t.Errorf("agent-pod reviews with outcome injected moved by %v, want 1", d)
+		}
+		wantContains(t, "status annotation", pod.Annotations[agentpod.StatusAnnotation], "cluster-agent: injected")
+		for _, c := range pod.Spec.Containers {
+			var values []string
+			for _, e := range c.Env {
+				if e.Name == agentpod.EnvName {
+					values = append(values, e.Value)
+				}
+			}
+			if len(values) != 1 || values[0] != wantValue {
+				t.Errorf("container %s: %s = %q, want one entry %s", c.Name, agentpod.EnvName, values, wantValue)
+			}
+		}
+	})
 
+	t.Run("pods without an agent component never reach the webhook", func(t *testing.T) {
 		// The agent template without its agent label, still owned by the DaemonSet.
 		unlabelled := podForDaemonSet(ds, "node-b")
 		delete(unlabelled.Labels, "agent.datadoghq.com/component")
-		// The cluster agent's pod (agent.datadoghq.com/component: cluster-agent).
-		clusterAgent := podForTemplate(datadogNamespace, depList.Items[0].Name, &depList.Items[0].Spec.Template)
+		// A component canary-tagger does not patch.
+		other := podForDaemonSet(ds, "node-c")
+		other.Labels["agent.datadoghq.com/component"] = "otel-agent"
 
-		for _, pod := range []*corev1.Pod{unlabelled, clusterAgent} {
+		for _, pod := range []*corev1.Pod{unlabelled, other} {
 			before, beforeCR := reviews(t, harness.WebhookAgentPod), crRequests(t, "/mutate-agent-pod")
 			want := pod.DeepCopy()
 			must(t, env.Client.Create(ctx, pod))
@@ -158,6 +183,8 @@ func TestDatadogAgentDaemonSetPods(t *testing.T) {
 		}
 	})
 }
+
+func ptr[T any](v T) *T { return &v }
 
 // podForDaemonSet builds the pod the DaemonSet controller would create for
 // node: the template's metadata and spec, a controller reference to the

@@ -54,7 +54,7 @@ func (s *Scenario) step5(ctx context.Context, n Narrator) error {
 	if err := s.showAgent(ctx, n, DatadogNS, pods[0]); err != nil {
 		return err
 	}
-	if err := s.checkClusterAgent(ctx, n, DatadogNS, wantBefore); err != nil {
+	if err := s.checkClusterAgent(ctx, n, DatadogNS, wantLabelsAsTags); err != nil {
 		return err
 	}
 
@@ -79,7 +79,7 @@ func (s *Scenario) step5(ctx context.Context, n Narrator) error {
 	if err := s.showAgent(ctx, n, DatadogNS2, pods[0]); err != nil {
 		return err
 	}
-	return s.checkClusterAgent(ctx, n, DatadogNS2, "")
+	return s.checkClusterAgent(ctx, n, DatadogNS2, wantDefault)
 }
 
 func (s *Scenario) fixture(name string) string {
@@ -331,9 +331,9 @@ func (s *Scenario) showAgent(ctx context.Context, n Narrator, ns string, p corev
 	return nil
 }
 
-// checkClusterAgent: the cluster agent's pods are not agent pods (other labels,
-// owned by a ReplicaSet): no annotation, env exactly as the Deployment's
-// template (want, when not empty, is its variable's value).
+// checkClusterAgent: the Cluster Agent's pod (owned by a ReplicaSet) gets the
+// same mapping as the node Agents (contract 3.1): want is its variable's
+// value; nothing else in its env changes.
 func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, want string) error {
 	var dep *appsv1.Deployment
 	var pods []corev1.Pod
@@ -356,27 +356,22 @@ func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, want s
 		return err
 	}
 	p := pods[0]
-	if a, ok := p.Annotations[StatusAnnot]; ok {
-		return fmt.Errorf("cluster agent pod %s/%s has %s=%q: it is not an agent pod", ns, p.Name, StatusAnnot, a)
+	if a := p.Annotations[StatusAnnot]; !strings.Contains(a, "cluster-agent: injected") {
+		return fmt.Errorf("cluster agent pod %s/%s: %s = %q, want cluster-agent: injected", ns, p.Name, StatusAnnot, a)
 	}
 	tmpl := map[string]corev1.Container{}
 	for _, c := range allContainers(dep.Spec.Template.Spec) {
 		tmpl[c.Name] = c
 	}
-	for _, c := range allContainers(p.Spec) {
-		if !reflect.DeepEqual(c.Env, tmpl[c.Name].Env) {
-			return fmt.Errorf("cluster agent pod %s/%s container %s: env differs from its Deployment's template", ns, p.Name, c.Name)
+	for _, c := range p.Spec.Containers {
+		if !reflect.DeepEqual(withoutEnv(c.Env, AgentEnv), withoutEnv(tmpl[c.Name].Env, AgentEnv)) {
+			return fmt.Errorf("cluster agent pod %s/%s container %s: env differs from its Deployment's template beyond %s", ns, p.Name, c.Name, AgentEnv)
 		}
-		got, ok := effectiveEnv(c, AgentEnv)
-		if want != "" && ok && got != want {
+		if got, _ := effectiveEnv(c, AgentEnv); got != want {
 			return fmt.Errorf("cluster agent pod %s/%s container %s: %s = %q, want %q", ns, p.Name, c.Name, AgentEnv, got, want)
 		}
 	}
-	desc := "no " + AgentEnv
-	if want != "" {
-		desc = AgentEnv + " still " + want
-	}
-	n.Check("cluster agent %s/%s 1/1, its pod untouched (%s, no status annotation)", ns, ClusterAgent, desc)
+	n.Check("cluster agent %s/%s 1/1, patched like the node Agents: %s = %s, so kubernetes_state.* metrics split by %s too", ns, ClusterAgent, AgentEnv, want, "kube_role")
 	return nil
 }
 
