@@ -33,6 +33,7 @@ type Flags struct {
 	CanaryValue   string
 	TagName       string
 	AgentSelector string
+	BlueGreen     bool
 }
 
 // Rules are validated settings, ready for the two rules.
@@ -49,6 +50,7 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 	fs.StringVar(&f.StableValue, "stable-value", DefaultStableValue, "label value for stable pods (stableMetadata)")
 	fs.StringVar(&f.CanaryValue, "canary-value", DefaultCanaryValue, "label value for canary pods (canaryMetadata)")
 	fs.StringVar(&f.TagName, "tag-name", DefaultTagName, "Datadog tag the label becomes, added to DD_KUBERNETES_POD_LABELS_AS_TAGS")
+	fs.BoolVar(&f.BlueGreen, "blue-green", false, "also label blue-green Rollouts: previewMetadata with the canary value, activeMetadata with the stable value")
 	fs.StringVar(&f.AgentSelector, "agent-selector", DefaultAgentSelector, "label selector of the Datadog Agent pods to patch: node Agents, Cluster Agents, Cluster Checks Runners (e.g. app=datadog for charts before 3.140.0)")
 }
 
@@ -81,7 +83,7 @@ func (f Flags) Validate() (Rules, error) {
 		return Rules{}, fmt.Errorf("--agent-selector=%q: not a valid label selector: %v", f.AgentSelector, err)
 	}
 	return Rules{
-		Rollout:       rollout.Options{LabelKey: f.LabelKey, StableValue: f.StableValue, CanaryValue: f.CanaryValue},
+		Rollout:       rollout.Options{LabelKey: f.LabelKey, StableValue: f.StableValue, CanaryValue: f.CanaryValue, BlueGreen: f.BlueGreen},
 		AgentPod:      agentpod.Options{LabelKey: f.LabelKey, TagName: f.TagName, Selector: sel},
 		AgentSelector: f.AgentSelector,
 	}, nil

@@ -67,11 +67,11 @@ func TestValid(t *testing.T) {
 			t.Errorf("%q refused: %v", args, err)
 		}
 	}
-	r, err := parse(t, "--label-key=tier", "--tag-name=kube_tier", "--agent-selector=app=datadog").Validate()
+	r, err := parse(t, "--label-key=tier", "--tag-name=kube_tier", "--agent-selector=app=datadog", "--blue-green").Validate()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if r.Rollout.LabelKey != "tier" || r.AgentPod.LabelKey != "tier" || r.AgentPod.TagName != "kube_tier" {
+	if r.Rollout.LabelKey != "tier" || r.AgentPod.LabelKey != "tier" || r.AgentPod.TagName != "kube_tier" || !r.Rollout.BlueGreen {
 		t.Errorf("flags not carried into the options: %+v", r)
 	}
 	if !r.AgentPod.Selector.Matches(labels.Set{"app": "datadog"}) {

@@ -52,7 +52,7 @@ func FuzzMutate(f *testing.F) {
 		}
 		opts := defaults
 		if mode&4 != 0 {
-			opts = rollout.Options{LabelKey: "canary-tagger.io/track", StableValue: "old", CanaryValue: "new"}
+			opts = rollout.Options{LabelKey: "canary-tagger.io/track", StableValue: "old", CanaryValue: "new", BlueGreen: true}
 		}
 		resolve := fuzzResolver(mode, opts.LabelKey)
 		before := objtest.CopyObject(in)
@@ -75,11 +75,7 @@ func FuzzMutate(f *testing.F) {
 				t.Fatalf("%s without a reason", res.Outcome)
 			}
 		case outcome.Present:
-			for _, side := range []string{"stableMetadata", "canaryMetadata"} {
-				if _, k := obj.Lookup(in, "spec", "strategy", "canary", side, "labels", opts.LabelKey); k == obj.Absent {
-					t.Fatalf("present, but %s has no %s", side, opts.LabelKey)
-				}
-			}
+			checkBothSides(t, in, opts, "present")
 			fallthrough
 		case outcome.Injected:
 			if res.Reason != rollout.ReasonNone {
@@ -95,13 +91,23 @@ func FuzzMutate(f *testing.F) {
 			t.Fatalf("not idempotent: %s then %s %s\n%s", res.Outcome, res2.Outcome, objtest.JSON(again), objtest.JSON(out))
 		}
 		if changed {
-			for _, side := range []string{"stableMetadata", "canaryMetadata"} {
-				if _, k := obj.Lookup(out, "spec", "strategy", "canary", side, "labels", opts.LabelKey); k == obj.Absent {
-					t.Fatalf("injected, but %s has no %s", side, opts.LabelKey)
-				}
-			}
+			checkBothSides(t, out, opts, "injected")
 		}
 	})
+}
+
+// checkBothSides: both sides of the strategy the rule handled carry the key.
+func checkBothSides(t *testing.T, o map[string]any, opts rollout.Options, what string) {
+	t.Helper()
+	strategy, sides := "canary", []string{"stableMetadata", "canaryMetadata"}
+	if _, k := obj.Lookup(o, "spec", "strategy", "canary"); k != obj.Map {
+		strategy, sides = "blueGreen", []string{"activeMetadata", "previewMetadata"}
+	}
+	for _, side := range sides {
+		if _, k := obj.Lookup(o, "spec", "strategy", strategy, side, "labels", opts.LabelKey); k == obj.Absent {
+			t.Fatalf("%s, but %s.%s has no %s", what, strategy, side, opts.LabelKey)
+		}
+	}
 }
 
 // checkOnlyAdds compares every leaf: those of the input are in the output
@@ -109,15 +115,14 @@ func FuzzMutate(f *testing.F) {
 // labels replace); the new ones are exactly the side labels.
 func checkOnlyAdds(t *testing.T, in, out map[string]any, opts rollout.Options) {
 	t.Helper()
-	const base = "/spec/strategy/canary/"
 	li, lo := objtest.Leaves(in), objtest.Leaves(out)
 	for p, v := range li {
 		if w, ok := lo[p]; ok && reflect.DeepEqual(v, w) {
 			continue
 		}
 		ok := false
-		for _, side := range []string{"stableMetadata", "canaryMetadata"} {
-			if (p == base+side || p == base+side+"/labels") && objtest.IsEmpty(v) {
+		for _, side := range sidePaths {
+			if (p == side || p == side+"/labels") && objtest.IsEmpty(v) {
 				if _, isList := v.([]any); !isList {
 					ok = true
 				}
@@ -127,21 +132,16 @@ func checkOnlyAdds(t *testing.T, in, out map[string]any, opts rollout.Options) {
 			t.Fatalf("input leaf %s = %v changed or lost (output %s)", p, v, objtest.JSON(out))
 		}
 	}
+	key := "/labels/" + jsonpointer.Escape(opts.LabelKey)
+	want := map[string]string{
+		"/spec/strategy/canary/stableMetadata" + key: opts.StableValue, "/spec/strategy/canary/canaryMetadata" + key: opts.CanaryValue,
+		"/spec/strategy/blueGreen/activeMetadata" + key: opts.StableValue, "/spec/strategy/blueGreen/previewMetadata" + key: opts.CanaryValue,
+	}
 	for p, v := range lo {
 		if _, ok := li[p]; ok {
 			continue
 		}
-		key := "/labels/" + jsonpointer.Escape(opts.LabelKey)
-		switch p {
-		case base + "stableMetadata" + key:
-			if v != opts.StableValue {
-				t.Fatalf("%s = %v", p, v)
-			}
-		case base + "canaryMetadata" + key:
-			if v != opts.CanaryValue {
-				t.Fatalf("%s = %v", p, v)
-			}
-		default:
+		if w, ok := want[p]; !ok || v != w {
 			t.Fatalf("new leaf %s = %v", p, v)
 		}
 	}

@@ -32,6 +32,9 @@ type Options struct {
 	LabelKey    string
 	StableValue string
 	CanaryValue string
+	// BlueGreen labels blue-green Rollouts too: the preview side with the
+	// canary value, the active side with the stable value.
+	BlueGreen bool
 }
 
 // Reason says why a Rollout was left untouched. Values are stable: they appear
@@ -42,6 +45,7 @@ const (
 	ReasonNone             Reason = ""
 	ReasonNotRollout       Reason = "not a Rollout"
 	ReasonNoCanary         Reason = "no canary strategy"
+	ReasonBlueGreenOff     Reason = "blue-green strategy (--blue-green is off)"
 	ReasonNoSteps          Reason = "canary strategy without steps"
 	ReasonDeleting         Reason = "being deleted"
 	ReasonOptedOut         Reason = "opted out by annotation"
@@ -77,15 +81,22 @@ type Result struct {
 	Added []string
 }
 
-var sides = []struct {
+// side is one ephemeral metadata field of a strategy and its label value.
+type side struct {
 	field string
 	value func(Options) string
-}{
-	{"stableMetadata", func(o Options) string { return o.StableValue }},
-	{"canaryMetadata", func(o Options) string { return o.CanaryValue }},
 }
 
-// Mutate applies contract 2 to a Rollout. It never modifies o; the
+func stable(o Options) string { return o.StableValue }
+func canary(o Options) string { return o.CanaryValue }
+
+var (
+	canarySides    = []side{{"stableMetadata", stable}, {"canaryMetadata", canary}}
+	blueGreenSides = []side{{"activeMetadata", stable}, {"previewMetadata", canary}}
+)
+
+// Mutate applies contract 2 to a Rollout: a canary with steps, or, with
+// Options.BlueGreen, a blue-green Rollout. It never modifies o; the
 // operations it returns are all "add" (contract 2.4) and none when nothing
 // is to change.
 func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) ([]jsonpatch.Operation, Result) {
@@ -99,22 +110,9 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) ([]js
 		return nil, skip(ReasonOptedOut, OptOutAnnotation+`: "false"`)
 	}
 
-	canary, k, at := obj.Find(o, "spec", "strategy", "canary")
-	switch k {
-	case obj.Absent, obj.Null:
-		return nil, skip(ReasonNoCanary, "")
-	case obj.Other:
-		return nil, unexpected(at, canary)
-	}
-	switch steps, k := obj.Lookup(canary.(map[string]any), "steps"); k {
-	case obj.Absent, obj.Null:
-		return nil, skip(ReasonNoSteps, "")
-	default:
-		if s, ok := steps.([]any); !ok {
-			return nil, unexpected([]string{"spec", "strategy", "canary", "steps"}, steps)
-		} else if len(s) == 0 {
-			return nil, skip(ReasonNoSteps, "")
-		}
+	strategy, sides, res, done := findStrategy(o, opts)
+	if done {
+		return nil, res
 	}
 
 	key := opts.LabelKey
@@ -149,10 +147,10 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) ([]js
 	var ops []jsonpatch.Operation
 	var added []string
 	for _, s := range sides {
-		path := []string{"spec", "strategy", "canary", s.field}
-		pointer := "/spec/strategy/canary/" + s.field
+		path := []string{"spec", "strategy", strategy.field, s.field}
+		pointer := "/spec/strategy/" + strategy.field + "/" + s.field
 		value := s.value(opts)
-		meta, k := obj.Lookup(canary.(map[string]any), s.field)
+		meta, k := obj.Lookup(strategy.object, s.field)
 		switch k {
 		case obj.Absent, obj.Null:
 			ops = append(ops, jsonpatch.NewOperation("add", pointer, map[string]any{"labels": map[string]any{key: value}}))
@@ -172,12 +170,51 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) ([]js
 				ops = append(ops, jsonpatch.NewOperation("add", pointer+"/labels/"+jsonpointer.Escape(key), value))
 			}
 		}
-		added = append(added, fmt.Sprintf("spec.strategy.canary.%s.labels.%s=%s", s.field, key, value))
+		added = append(added, fmt.Sprintf("spec.strategy.%s.%s.labels.%s=%s", strategy.field, s.field, key, value))
 	}
 	if len(ops) == 0 {
 		return nil, Result{Outcome: outcome.Present}
 	}
 	return ops, Result{Outcome: outcome.Injected, Warnings: notChecked, Added: added}
+}
+
+// strategyObject is spec.strategy.canary or spec.strategy.blueGreen.
+type strategyObject struct {
+	field  string
+	object map[string]any
+}
+
+// findStrategy finds the strategy the rule handles (contract 2.1), or says
+// why there is none.
+func findStrategy(o map[string]any, opts Options) (strategyObject, []side, Result, bool) {
+	none := strategyObject{}
+	canaryStrategy, k, at := obj.Find(o, "spec", "strategy", "canary")
+	switch k {
+	case obj.Other:
+		return none, nil, unexpected(at, canaryStrategy), true
+	case obj.Absent, obj.Null:
+		blueGreen, k, at := obj.Find(o, "spec", "strategy", "blueGreen")
+		switch {
+		case k == obj.Other:
+			return none, nil, unexpected(at, blueGreen), true
+		case k != obj.Map:
+			return none, nil, skip(ReasonNoCanary, ""), true
+		case !opts.BlueGreen:
+			return none, nil, skip(ReasonBlueGreenOff, ""), true
+		}
+		return strategyObject{"blueGreen", blueGreen.(map[string]any)}, blueGreenSides, Result{}, false
+	}
+	switch steps, k := obj.Lookup(canaryStrategy.(map[string]any), "steps"); k {
+	case obj.Absent, obj.Null:
+		return none, nil, skip(ReasonNoSteps, ""), true
+	default:
+		if s, ok := steps.([]any); !ok {
+			return none, nil, unexpected([]string{"spec", "strategy", "canary", "steps"}, steps), true
+		} else if len(s) == 0 {
+			return none, nil, skip(ReasonNoSteps, ""), true
+		}
+	}
+	return strategyObject{"canary", canaryStrategy.(map[string]any)}, canarySides, Result{}, false
 }
 
 // checkConflicts applies contract 2.2 to the Rollout's own selector and template.

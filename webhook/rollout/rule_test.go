@@ -17,6 +17,14 @@ import (
 
 var defaults = rollout.Options{LabelKey: "role", StableValue: "stable", CanaryValue: "canary"}
 
+var withBlueGreen = rollout.Options{LabelKey: "role", StableValue: "stable", CanaryValue: "canary", BlueGreen: true}
+
+// blueGreenSpec is a blue-green Rollout spec with extra blueGreen fields.
+func blueGreenSpec(fields string) string {
+	return `{replicas: 2, selector: {matchLabels: {app: web}}, template: {metadata: {labels: {app: web}}, spec: {containers: [{name: web, image: "nginx:1.27"}]}}, ` +
+		`strategy: {blueGreen: {activeService: web, previewService: web-preview` + fields + `}}}`
+}
+
 // rolloutDoc builds a Rollout from extra metadata fields (may be empty) and a spec, in
 // YAML flow style.
 func rolloutDoc(meta, spec string) string {
@@ -86,7 +94,25 @@ var cases = []tcase{
 	{name: "2.1 canary absent", in: rolloutDoc("", `{strategy: {}}`), outcome: outcome.Skipped, reason: rollout.ReasonNoCanary},
 	{name: "2.1 strategy null", in: rolloutDoc("", `{strategy: null}`), outcome: outcome.Skipped, reason: rollout.ReasonNoCanary},
 	{name: "2.1 canary null", in: rolloutDoc("", `{strategy: {canary: null}}`), outcome: outcome.Skipped, reason: rollout.ReasonNoCanary},
-	{name: "2.1 blue-green", in: rolloutDoc("", `{strategy: {blueGreen: {activeService: web, previewService: web-preview}}}`), outcome: outcome.Skipped, reason: rollout.ReasonNoCanary},
+	{name: "2.1 blue-green, --blue-green off", in: rolloutDoc("", `{strategy: {blueGreen: {activeService: web, previewService: web-preview}}}`), outcome: outcome.Skipped, reason: rollout.ReasonBlueGreenOff},
+
+	// contract 2.5: blue-green, with --blue-green.
+	{name: "2.5 blue-green: preview gets the canary value, active the stable value", in: rolloutDoc("", blueGreenSpec(``)), opts: &withBlueGreen,
+		outcome: outcome.Injected, want: rolloutDoc("", blueGreenSpec(`, activeMetadata: {labels: {role: stable}}, previewMetadata: {labels: {role: canary}}`))},
+	{name: "2.5 blue-green: the user's values win, other labels kept", in: rolloutDoc("", blueGreenSpec(`, activeMetadata: {labels: {role: blue}}, previewMetadata: {annotations: {a: b}, labels: {team: t}}`)), opts: &withBlueGreen,
+		outcome: outcome.Injected, want: rolloutDoc("", blueGreenSpec(`, activeMetadata: {labels: {role: blue}}, previewMetadata: {annotations: {a: b}, labels: {team: t, role: canary}}`))},
+	{name: "2.5 blue-green: already labelled", in: rolloutDoc("", blueGreenSpec(`, activeMetadata: {labels: {role: stable}}, previewMetadata: {labels: {role: canary}}`)), opts: &withBlueGreen,
+		outcome: outcome.Present},
+	{name: "2.5 blue-green: key in the selector", in: rolloutDoc("", `{selector: {matchLabels: {app: web, role: x}}, strategy: {blueGreen: {activeService: web}}}`), opts: &withBlueGreen,
+		outcome: outcome.Conflict, reason: rollout.ReasonKeyInSelector, warnings: []string{`label "role"`, "argo-rollouts #3351"}},
+	{name: "2.5 blue-green: key in the template", in: rolloutDoc("", `{template: {metadata: {labels: {role: x}}}, strategy: {blueGreen: {activeService: web}}}`), opts: &withBlueGreen,
+		outcome: outcome.Conflict, reason: rollout.ReasonKeyInTemplate, warnings: []string{`label "role"`, "argo-rollouts #2916"}},
+	{name: "2.5 blue-green: previewMetadata of the wrong type", in: rolloutDoc("", blueGreenSpec(`, previewMetadata: []`)), opts: &withBlueGreen,
+		outcome: outcome.Skipped, reason: rollout.ReasonUnexpectedType, detail: "spec.strategy.blueGreen.previewMetadata is an array"},
+	{name: "2.5 blueGreen of the wrong type", in: rolloutDoc("", `{strategy: {blueGreen: "x"}}`), opts: &withBlueGreen,
+		outcome: outcome.Skipped, reason: rollout.ReasonUnexpectedType, detail: "spec.strategy.blueGreen is a string"},
+	{name: "2.5 a canary with steps is handled as a canary with --blue-green", in: rolloutDoc("", canarySpec(steps)), opts: &withBlueGreen,
+		outcome: outcome.Injected, want: rolloutDoc("", canarySpec(injected))},
 	{name: "2.1 steps absent", in: rolloutDoc("", canarySpec(`maxSurge: 1`)), outcome: outcome.Skipped, reason: rollout.ReasonNoSteps},
 	{name: "2.1 canary empty", in: rolloutDoc("", canarySpec(``)), outcome: outcome.Skipped, reason: rollout.ReasonNoSteps},
 	{name: "2.1 steps null", in: rolloutDoc("", canarySpec(`steps: null`)), outcome: outcome.Skipped, reason: rollout.ReasonNoSteps},
@@ -268,13 +294,19 @@ func TestMutate(t *testing.T) {
 func checkAddOnly(t *testing.T, ops []jsonpatch.Operation) {
 	t.Helper()
 	for _, op := range ops {
-		onSide := strings.HasPrefix(op.Path, "/spec/strategy/canary/stableMetadata") ||
-			strings.HasPrefix(op.Path, "/spec/strategy/canary/canaryMetadata")
+		onSide := false
+		for _, side := range sidePaths {
+			onSide = onSide || strings.HasPrefix(op.Path, side)
+		}
 		if op.Operation != "add" || !onSide {
-			t.Errorf("operation %s: contract 2.4 allows only adds under stableMetadata/canaryMetadata", op.Json())
+			t.Errorf("operation %s: contract 2.4 allows only adds under the ephemeral metadata", op.Json())
 		}
 	}
 }
+
+// sidePaths are the ephemeral metadata fields the rule may add to.
+var sidePaths = []string{"/spec/strategy/canary/stableMetadata", "/spec/strategy/canary/canaryMetadata",
+	"/spec/strategy/blueGreen/activeMetadata", "/spec/strategy/blueGreen/previewMetadata"}
 
 func checkWarnings(t *testing.T, got []string, want []string) {
 	t.Helper()
