@@ -18,7 +18,7 @@ FUZZ_TOOLCHAIN ?= go1.27.3
 KUBEBUILDER_ASSETS := $(CURDIR)/bin/k8s
 export KUBEBUILDER_ASSETS
 
-.PHONY: all build test unit integration e2e demo demo-down run lint fuzz bench soak tools tools-k8s tools-e2e clean help
+.PHONY: all build image image-test test unit integration e2e demo demo-down run lint fuzz bench soak tools tools-k8s tools-e2e clean help
 
 all: build
 
@@ -28,7 +28,31 @@ help: ## list targets
 build: ## build bin/canary-tagger
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/canary-tagger ./cmd/canary-tagger
 
-test: lint unit integration ## unit tests + integration on a real apiserver (builds the tools it needs)
+# The image: built without a container engine by hack/image (its own module,
+# so go-containerregistry stays out of go.mod). Timestamps come from the last
+# commit, so the same commit gives the same image.
+IMAGE_TAG ?= canary-tagger:$(VERSION)
+IMAGE_ARCH ?= $(shell $(GO) env GOARCH)
+IMAGE_TAR ?= bin/canary-tagger-image.tar
+IMAGE_LAYOUT ?= bin/canary-tagger-oci
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+
+image: ## OCI image without Docker: bin/canary-tagger-image.tar (docker load, kind load image-archive, crane push) and the OCI layout bin/canary-tagger-oci (IMAGE_TAG, IMAGE_ARCH)
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(IMAGE_ARCH) $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/image/canary-tagger-linux-$(IMAGE_ARCH) ./cmd/canary-tagger
+	cd hack/image && SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run . --binary $(CURDIR)/bin/image/canary-tagger-linux-$(IMAGE_ARCH) \
+	  --arch $(IMAGE_ARCH) --tag $(IMAGE_TAG) --out $(abspath $(IMAGE_TAR)) --oci-layout $(abspath $(IMAGE_LAYOUT))
+
+image-test: ## the image read back: entrypoint, user, platform, no shell, the binary runs `version`
+	cd hack/image && $(GO) test -count=1 ./...
+
+test: lint unit image-test integration ## unit tests, the image, integration on a real apiserver (builds the tools it needs)
+
+# The kustomize entry points are renders of the Helm chart: the chart is the
+# one source of the install's objects, and TestManifestsAreChartRenders fails
+# when manifests/ and the chart differ.
+.PHONY: manifests
+manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in} from charts/canary-tagger
+	cd test && $(GO) run ./internal/harness/cmd/manifests
 
 unit: ## rules, handlers, server and CLI tests
 	$(GO) test -race -count=1 ./...
@@ -54,7 +78,8 @@ run: build ## serve locally on :9443 with a throw-away certificate in bin/certs
 lint: ## go vet and gofmt
 	$(GO) vet ./...
 	cd test && $(GO) vet ./...
-	@out=$$(gofmt -l cmd webhook certs test | grep -v '^test/tools/' || true); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	cd hack/image && $(GO) vet ./...
+	@out=$$(gofmt -l cmd webhook certs test hack/image | grep -v '^test/tools/' || true); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 fuzz: ## run every fuzz target for FUZZTIME (default 20s)
 	@for pkg in $$($(GO) list ./...); do \
@@ -79,4 +104,4 @@ tools-e2e: ## + kube-controller-manager, kube-scheduler, kwok, Argo Rollouts (â‰
 	bash hack/tools.sh e2e
 
 clean:
-	rm -rf bin/canary-tagger bin/certs
+	rm -rf bin/canary-tagger bin/certs bin/image $(IMAGE_TAR) $(IMAGE_LAYOUT)
