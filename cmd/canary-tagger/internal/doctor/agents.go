@@ -88,8 +88,13 @@ func (d *doctor) checkAgentPods(ctx context.Context) {
 	for _, key := range order {
 		w := missing[key]
 		fix := fmt.Sprintf("kubectl -n %s rollout restart %s", w.ns, w.ref)
-		if strings.HasPrefix(w.ref, "pod/") {
+		switch {
+		case strings.HasPrefix(w.ref, "pod/"):
 			fix = fmt.Sprintf("kubectl -n %s delete %s   # no controller found to restart it", w.ns, w.ref)
+		case strings.HasPrefix(w.ref, "extendeddaemonsetreplicaset/"):
+			// kubectl rollout restart knows no custom resource; the
+			// ExtendedDaemonSet recreates deleted pods.
+			fix = fmt.Sprintf("kubectl -n %s delete pod %s   # the ExtendedDaemonSet recreates them", w.ns, strings.Join(w.pods, " "))
 		}
 		kind, name, _ := strings.Cut(w.ref, "/")
 		d.add(Finding{Check: CheckAgentPod, Status: Action, Object: kind + "/" + w.ns + "/" + name,
@@ -108,8 +113,8 @@ func (d *doctor) checkAgentPods(ctx context.Context) {
 }
 
 // podWorkload names what restarts a pod: its DaemonSet, the Deployment of
-// its ReplicaSet, or the ReplicaSet or StatefulSet itself; the pod when it
-// has no controller.
+// its ReplicaSet, or the ReplicaSet, StatefulSet or ExtendedDaemonSet
+// replica set itself; the pod when it has no controller.
 func (d *doctor) podWorkload(ctx context.Context, p *unstructured.Unstructured) string {
 	owner := metav1.GetControllerOfNoCopy(p)
 	if owner == nil {
@@ -120,6 +125,8 @@ func (d *doctor) podWorkload(ctx context.Context, p *unstructured.Unstructured) 
 		return "daemonset/" + owner.Name
 	case "StatefulSet":
 		return "statefulset/" + owner.Name
+	case "ExtendedDaemonSetReplicaSet": // Datadog Operator
+		return "extendeddaemonsetreplicaset/" + owner.Name
 	case "ReplicaSet":
 		// A ReplicaSet that cannot be read is named itself: restarting
 		// its Deployment is the fix only if there is one.
