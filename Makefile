@@ -54,8 +54,9 @@ test: lint unit image-test integration ## unit tests, the image, integration on 
 manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in} from charts/canary-tagger
 	cd test && $(GO) run ./internal/harness/cmd/manifests
 
-unit: ## rules, handlers, server and CLI tests
+unit: ## rules, handlers, server and CLI tests; the agent-pod rule checked with the Datadog Agent's config code
 	$(GO) test -race -count=1 ./...
+	cd test/agentconfig && $(GO) test -count=1 ./...
 
 integration: tools-k8s ## real kube-apiserver + etcd + kubectl, Argo Rollouts and cert-manager CRDs
 	cd test && $(GO) test -count=1 -timeout 20m ./internal/harness/... ./integration/... ./install/... ./faults/...
