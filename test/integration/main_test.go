@@ -17,10 +17,13 @@ import (
 	"testing"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/config"
 )
 
 var env *harness.Env
 
 func TestMain(m *testing.M) {
-	os.Exit(harness.RunMain(m, harness.Options{}, func(e *harness.Env) { env = e }))
+	// --blue-green on: no other test uses a blue-green Rollout, and
+	// TestBlueGreen needs it.
+	os.Exit(harness.RunMain(m, harness.Options{Flags: config.Flags{BlueGreen: true}}, func(e *harness.Env) { env = e }))
 }
