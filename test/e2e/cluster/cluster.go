@@ -313,6 +313,7 @@ func (c *Cluster) ScenarioEnv() scenario.Env {
 		AnalysisDir:         filepath.Join(c.Repo, "manifests", "analysis"),
 		ControllerNamespace: ControllerNamespace(),
 		RestartWebhook:      c.RestartWebhook,
+		CanaryTagger:        c.webhookBinary,
 	}
 }
 

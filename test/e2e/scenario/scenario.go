@@ -25,6 +25,8 @@
 //     is aborted, never promoted.
 //  11. canary-tagger restarted with --canary-value/--stable-value: a second
 //     Rollout gets those labels, and the analysis queries carry them.
+//  12. `canary-tagger doctor` on the cluster: the webhook healthy, every
+//     Rollout and agent pod covered, no pod left canary: exit 0.
 package scenario
 
 import (
@@ -93,6 +95,8 @@ type Env struct {
 	ControllerNamespace string
 	// RestartWebhook restarts canary-tagger with extra flags (step 11).
 	RestartWebhook func(ctx context.Context, extra ...string) error
+	// CanaryTagger is the canary-tagger binary, whose doctor ends the story (step 12).
+	CanaryTagger string
 }
 
 // The names the story uses.
@@ -187,6 +191,7 @@ func (s *Scenario) Steps() []Step {
 		{9, "A bad canary: the analysis fails and the Rollout is aborted", s.step9},
 		{10, "Measurements that cannot be taken: the analysis errs, the canary is not promoted", s.step10},
 		{11, "Other label values: the analysis asks about what canary-tagger injected", s.step11},
+		{12, "canary-tagger doctor: nothing left to do", s.step12},
 	}
 }
 
