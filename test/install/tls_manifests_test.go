@@ -185,7 +185,7 @@ func checkSelfManaged(t *testing.T, r rendered, dep *appsv1.Deployment, mwc *adm
 	if mustArg(t, args, "tls-secret") == "" {
 		t.Errorf("--tls-secret is empty")
 	}
-	if d, err := time.ParseDuration(mustArg(t, args, "cert-lifetime")); err != nil || d < certs.MinCertLifetime {
+	if d, err := time.ParseDuration(mustArg(t, args, "cert-lifetime")); err != nil || d < certs.MinCertLifetime || d > certs.MaxCertLifetime {
 		t.Errorf("--cert-lifetime=%s: %v", mustArg(t, args, "cert-lifetime"), err)
 	}
 	vol, mount := certDirVolume(t, dep, args)
