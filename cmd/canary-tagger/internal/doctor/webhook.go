@@ -378,8 +378,8 @@ func (d *doctor) checkExcludedNamespaces(w *admissionv1.MutatingWebhook) {
 	if len(disabled) > 0 {
 		msg += fmt.Sprintf(" (%d labelled %s=disabled)", len(disabled), injectLabel)
 	}
-	if len(excluded) == 0 {
-		fix = nil
+	if len(excluded) == 0 || (!optIn && len(disabled) == 0) {
+		fix = nil // nothing a label brings back
 	}
 	d.add(Finding{Check: CheckNamespace, Status: Info, Object: "webhook/" + w.Name, Message: msg, Items: excluded, Fix: fix})
 }
