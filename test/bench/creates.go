@@ -72,8 +72,10 @@ func RolePolicy(name string) *admissionregv1.MutatingAdmissionPolicy {
 				PatchType: admissionregv1.PatchTypeJSONPatch,
 				JSONPatch: &admissionregv1.JSONPatch{Expression: RoleLabelsExpression},
 			}},
-			FailurePolicy:      ptr.To(admissionregv1.Fail),
-			ReinvocationPolicy: admissionregv1.IfNeededReinvocationPolicy,
+			FailurePolicy: ptr.To(admissionregv1.Fail),
+			// Never: with IfNeeded the apiserver evaluates the policy a second
+			// time after its own change, for nothing here (no other mutator).
+			ReinvocationPolicy: admissionregv1.NeverReinvocationPolicy,
 		},
 	}
 }

@@ -41,7 +41,7 @@ func main() {
 	flag.StringVar(&o.canaryTagger, "canary-tagger", "", "canary-tagger binary (default: <repo>/bin/canary-tagger, from `make build`)")
 	flag.IntVar(&o.rounds, "n", 1600, "timed creates per namespace (rounds of one create per contender)")
 	flag.IntVar(&o.warmupRounds, "warmup-rounds", 20, "untimed rounds first")
-	flag.IntVar(&o.meteredRounds, "metered-rounds", 150, "rounds after the timed ones with a metrics scrape after every create (admit step per contender)")
+	flag.IntVar(&o.meteredRounds, "metered-rounds", 100, "rounds after the timed ones with a metrics scrape after every create (admit step per contender)")
 	flag.Float64Var(&o.rssRate, "rss-rate", 50, "reviews/s for the RSS measurement")
 	flag.DurationVar(&o.rssDuration, "rss-duration", 15*time.Second, "length of the RSS measurement per server")
 	flag.IntVar(&o.clients, "clients", 8, "keep-alive HTTPS clients of the load generator")

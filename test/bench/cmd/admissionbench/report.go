@@ -81,7 +81,7 @@ func (r report) table() string {
 		case c.Calls > 0 && c.Webhook != nil:
 			call = fmt.Sprintf("%s (webhook, %d calls)", ms(c.CallTime), c.Calls)
 		case c.Calls > 0:
-			call = fmt.Sprintf("%s (policy mutation, %d)", ms(c.CallTime), c.Calls)
+			call = fmt.Sprintf("%s (policy mutation, %d evaluations)", ms(c.CallTime), c.Calls)
 		}
 		step := "—"
 		if c.AdmitSamples > 0 {
@@ -168,7 +168,9 @@ targets are per call and memory, not throughput.
 
   The webhooks are registered as canary-tagger's Rollout webhook is (CREATE and UPDATE, matchPolicy
   Equivalent, timeout 5 s, reinvocation IfNeeded) but with ` + "`failurePolicy: Fail`" + `, and the policy
-  with ` + "`failurePolicy: Fail`" + `, so that a failure shows as a failed create rather than a fast one.
+  with ` + "`failurePolicy: Fail`" + `, so that a failure shows as a failed create rather than a fast one; the
+  policy with reinvocation Never, since with IfNeeded the apiserver evaluates it a second time after
+  its own change, which nothing here needs.
   Before timing, one Rollout per mutating contender is read back and must carry both labels (and
   the others' must not); the last timed Rollout of each is checked again.
 - **How.** The seed Rollout (` + "`test/e2e/testdata/rollout.yaml`" + `, with the last-applied annotation
