@@ -1,0 +1,127 @@
+package harness
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// BuildCanaryTagger builds ./cmd/canary-tagger of the repository into
+// dir/canary-tagger and returns its path.
+func BuildCanaryTagger(ctx context.Context, repo, dir string) (string, error) {
+	bin := filepath.Join(dir, "canary-tagger")
+	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/canary-tagger")
+	cmd.Dir = repo
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build ./cmd/canary-tagger: %v\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// WriteServiceAccountKubeconfig writes to path a copy of the Env's admin
+// kubeconfig that impersonates system:serviceaccount:<namespace>:<name>, so
+// a process using it has exactly the RBAC the install grants its pods.
+func (e *Env) WriteServiceAccountKubeconfig(path, namespace, name string) error {
+	kc, err := clientcmd.LoadFromFile(e.Kubeconfig())
+	if err != nil {
+		return err
+	}
+	for _, ai := range kc.AuthInfos {
+		ai.Impersonate = "system:serviceaccount:" + namespace + ":" + name
+		ai.ImpersonateGroups = []string{"system:serviceaccounts", "system:serviceaccounts:" + namespace, "system:authenticated"}
+	}
+	return clientcmd.WriteToFile(*kc, path)
+}
+
+// ServeProcess is a `canary-tagger` child process with its output in LogPath.
+type ServeProcess struct {
+	LogPath string
+	// HealthAddr is host:port of its /readyz (from --health-probe-bind-address).
+	HealthAddr string
+
+	cmd    *exec.Cmd
+	exited chan struct{}
+	mu     sync.Mutex
+	err    error
+}
+
+// StartServeProcess runs bin with args, its stdout and stderr in logPath.
+func StartServeProcess(bin string, args []string, healthAddr, logPath string, env ...string) (*ServeProcess, error) {
+	logf, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	p := &ServeProcess{LogPath: logPath, HealthAddr: healthAddr, exited: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = logf, logf
+	p.cmd.Env = append(os.Environ(), env...)
+	if err := p.cmd.Start(); err != nil {
+		logf.Close()
+		return nil, err
+	}
+	go func() {
+		err := p.cmd.Wait()
+		logf.Close()
+		p.mu.Lock()
+		p.err = fmt.Errorf("canary-tagger exited: %v", err)
+		p.mu.Unlock()
+		close(p.exited)
+	}()
+	return p, nil
+}
+
+// Exited is nil while the process runs, else why it stopped.
+func (p *ServeProcess) Exited() error {
+	select {
+	case <-p.exited:
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		return p.err
+	default:
+		return nil
+	}
+}
+
+// WaitReady polls /readyz until it answers 200, the process exits or timeout passes.
+func (p *ServeProcess) WaitReady(ctx context.Context, timeout time.Duration) error {
+	hc := &http.Client{Timeout: time.Second}
+	return Poll(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		if err := p.Exited(); err != nil {
+			return false, Stop(err)
+		}
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HealthAddr+"/readyz", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, err
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, fmt.Errorf("/readyz: %s", resp.Status)
+	})
+}
+
+// Stop sends SIGTERM and waits up to 30 s, then kills the process.
+func (p *ServeProcess) Stop() error {
+	if p.Exited() != nil {
+		return nil
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return err
+	}
+	select {
+	case <-p.exited:
+		return nil
+	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.exited
+		return errors.New("canary-tagger still running 30s after SIGTERM: killed")
+	}
+}
