@@ -54,13 +54,6 @@ test: lint unit image-test integration ## unit tests, the image, integration on 
 manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in} from charts/canary-tagger
 	cd test && $(GO) run ./internal/harness/cmd/manifests
 
-# The kustomize entry points are renders of the Helm chart: the chart is the
-# one source of the install's objects, and TestManifestsAreChartRenders fails
-# when manifests/ and the chart differ.
-.PHONY: manifests
-manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in} from charts/canary-tagger
-	cd test && $(GO) run ./internal/harness/cmd/manifests
-
 unit: ## rules, handlers, server and CLI tests; the agent-pod rule checked with the Datadog Agent's config code
 	$(GO) test -race -count=1 ./...
 	cd test/agentconfig && $(GO) test -count=1 ./...
