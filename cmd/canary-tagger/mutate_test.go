@@ -41,9 +41,9 @@ func mutate(t *testing.T, stdin string, args ...string) (code int, stdout, stder
 }
 
 // TestMutateDatadogFixtures runs mutate on the chart renders: the agent
-// DaemonSet gets the mapping on every agent container (and on init-config
-// when it declares the variable); every other document, the cluster-agent
-// Deployment included, comes back byte for byte. A changed document is
+// DaemonSet and the Cluster Agent Deployment get the mapping on every Agent
+// container (and on init-config when it declares the variable); every other
+// document comes back byte for byte. A changed document is
 // re-encoded by yaml.v3: the golden files hold the report and, for each
 // changed document, a line diff against the input document re-encoded the
 // same way, which shows the edits alone. That the re-encoding is layout only
@@ -52,18 +52,18 @@ func TestMutateDatadogFixtures(t *testing.T) {
 	dir := fixtures(t)
 	cases := []struct {
 		file string
-		// want is the variable's value per container of the DaemonSet,
-		// "" where it must be absent.
+		// want is the variable's value per container of the DaemonSet and
+		// the Deployment, "" where it must be absent.
 		want map[string]string
 	}{
 		{"default.yaml", map[string]string{
 			"agent": `{"role":"kube_role"}`, "trace-agent": `{"role":"kube_role"}`, "system-probe": `{"role":"kube_role"}`,
-			"init-volume": "", "init-config": "", "seccomp-setup": "",
+			"init-volume": "", "init-config": "", "seccomp-setup": "", "cluster-agent": `{"role":"kube_role"}`,
 		}},
 		{"pod-labels-as-tags.yaml", map[string]string{
 			"agent": `{"app":"kube_app","role":"kube_role","team":"team"}`, "trace-agent": `{"app":"kube_app","role":"kube_role","team":"team"}`,
 			"system-probe": `{"app":"kube_app","role":"kube_role","team":"team"}`, "init-config": `{"app":"kube_app","role":"kube_role","team":"team"}`,
-			"init-volume": "", "seccomp-setup": "",
+			"init-volume": "", "seccomp-setup": "", "cluster-agent": `{"app":"kube_app","role":"kube_role","team":"team"}`,
 		}},
 		{"role-already-mapped.yaml", nil},
 	}
@@ -87,7 +87,7 @@ func TestMutateDatadogFixtures(t *testing.T) {
 				if inDocs[i] == outDocs[i] {
 					continue
 				}
-				if c.want == nil || !strings.Contains(inDocs[i], "\nkind: DaemonSet\n") {
+				if c.want == nil || !strings.Contains(inDocs[i], "\nkind: DaemonSet\n") && !strings.Contains(inDocs[i], "\nkind: Deployment\n") {
 					t.Errorf("document %d changed:\n%s", i+1, lineDiff(inDocs[i], outDocs[i]))
 					continue
 				}
@@ -138,7 +138,7 @@ func checkAgentEnv(t *testing.T, doc string, want map[string]string) {
 	t.Helper()
 	var ds appsv1.DaemonSet
 	if err := yaml.Unmarshal([]byte(doc), &ds); err != nil {
-		t.Fatalf("DaemonSet does not decode: %v", err)
+		t.Fatalf("workload does not decode: %v", err)
 	}
 	spec := ds.Spec.Template.Spec
 	for _, c := range append(spec.InitContainers, spec.Containers...) {
@@ -158,7 +158,7 @@ func checkAgentEnv(t *testing.T, doc string, want map[string]string) {
 		}
 	}
 	if ds.Spec.Template.Annotations["canary-tagger.io/status"] != "" {
-		t.Errorf("the DaemonSet template got a status annotation (it would restart the agents)")
+		t.Errorf("the template got a status annotation (it would restart the agents)")
 	}
 }
 
@@ -274,7 +274,8 @@ func TestMutateCheck(t *testing.T) {
 	if code != 1 || out != "" {
 		t.Errorf("exit %d, stdout %d bytes; want 1 and nothing", code, len(out))
 	}
-	if !strings.Contains(stderr, "DaemonSet/dd-datadog: injected") || !strings.Contains(stderr, "1 of 26 documents would change") {
+	if !strings.Contains(stderr, "DaemonSet/dd-datadog: injected") || !strings.Contains(stderr, "Deployment/dd-datadog-cluster-agent: injected") ||
+		!strings.Contains(stderr, "2 of 26 documents would change") {
 		t.Errorf("stderr should list what would change: %s", stderr)
 	}
 	code, out, stderr = mutate(t, "", "--check", "-f", filepath.Join(dir, "role-already-mapped.yaml"))

@@ -566,6 +566,3 @@ func skip(r Reason, detail string) Result {
 func unexpectedPod(path string, v any) Result {
 	return skip(ReasonUnexpectedType, path+" is "+obj.TypeName(v))
 }
-
-// MutateDaemonSet is MutateWorkload, for the callers not yet renamed.
-var MutateDaemonSet = MutateWorkload

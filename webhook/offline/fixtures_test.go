@@ -11,7 +11,7 @@ import (
 )
 
 // TestDatadogFixturesLayoutOnly: on the Datadog chart renders, the agent
-// DaemonSet is the only document written differently, and apart from the
+// DaemonSet and the Cluster Agent Deployment are the only documents written differently, and apart from the
 // DD_KUBERNETES_POD_LABELS_AS_TAGS entries it decodes as before: the rest
 // of the difference is layout (run also checks that every comment and key
 // is kept, in order).
@@ -31,7 +31,7 @@ func TestDatadogFixturesLayoutOnly(t *testing.T) {
 				if !d.Changed {
 					continue
 				}
-				if kindOf(d.obj) != "DaemonSet" {
+				if kind := kindOf(d.obj); kind != "DaemonSet" && kind != "Deployment" {
 					t.Errorf("document %d (%s) changed", d.Index, kindOf(d.obj))
 					continue
 				}
@@ -47,7 +47,7 @@ func TestDatadogFixturesLayoutOnly(t *testing.T) {
 	}
 }
 
-// withoutLabelsAsTags is a DaemonSet with the variable's entries removed
+// withoutLabelsAsTags is a workload with the variable's entries removed
 // from every container's env (the object is modified in place).
 func withoutLabelsAsTags(ds map[string]any) map[string]any {
 	for _, field := range []string{"containers", "initContainers"} {

@@ -157,8 +157,8 @@ func objectOps(o map[string]any, at Note, opts Options, wl workloads) ([]jsonpat
 	case "Pod":
 		ops, r := agentpod.MutatePod(o, opts.AgentPod)
 		return ops, agentNotes(at, r)
-	case "DaemonSet":
-		ops, r := agentpod.MutateDaemonSet(o, opts.AgentPod)
+	case "DaemonSet", "ExtendedDaemonSet", "Deployment":
+		ops, r := agentpod.MutateWorkload(o, opts.AgentPod)
 		return ops, agentNotes(at, r)
 	}
 	return nil, nil
