@@ -175,6 +175,7 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		{"empty canary value", settings("canaryValue", ""), []string{"at '/settings/canaryValue'", "minLength"}},
 		{"label value too long", settings("stableValue", strings.Repeat("s", 64)), []string{"at '/settings/stableValue'", "maxLength"}},
 		{"upper-case tag name", settings("tagName", "Kube_Role"), []string{"at '/settings/tagName'", "does not match pattern"}},
+		{"blueGreen not a boolean", settings("blueGreen", "yes"), []string{"at '/settings/blueGreen'", "boolean"}},
 		{"bad selector operator", settings("agentSelector", map[string]any{"matchExpressions": []any{map[string]any{"key": "app", "operator": "Equals", "values": []any{"datadog"}}}}),
 			[]string{"operator", "'In', 'NotIn', 'Exists', 'DoesNotExist'"}},
 		{"In without values", settings("agentSelector", map[string]any{"matchExpressions": []any{map[string]any{"key": "app", "operator": "In"}}}),
@@ -268,7 +269,7 @@ func firstDifference(want, got string) string {
 // customSettings are contract 1 settings other than the defaults, and an
 // agent selector with both matchLabels and matchExpressions.
 var customSettings = map[string]any{
-	"labelKey": "example.com/track", "stableValue": "steady", "canaryValue": "trial", "tagName": "team_track",
+	"labelKey": "example.com/track", "stableValue": "steady", "canaryValue": "trial", "tagName": "team_track", "blueGreen": true,
 	"agentSelector": map[string]any{
 		"matchLabels": map[string]any{"app": "datadog"},
 		"matchExpressions": []any{
@@ -319,11 +320,17 @@ func TestChartRendersEveryMode(t *testing.T) {
 			for _, name := range []string{"label-key", "stable-value", "canary-value", "tag-name", "agent-selector"} {
 				shared = append(shared, "--"+name+"="+mustArg(t, args, name))
 			}
+			if !slices.Contains(args, "--blue-green") {
+				t.Errorf("settings.blueGreen is set, but the args %q have no --blue-green", args)
+			}
+			shared = append(shared, "--blue-green")
 			if err := fs.Parse(shared); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := flags.Validate(); err != nil {
+			if rules, err := flags.Validate(); err != nil {
 				t.Errorf("serve refuses the rendered settings: %v", err)
+			} else if !rules.Rollout.BlueGreen {
+				t.Errorf("--blue-green not carried into the Rollout rule")
 			}
 			// The agent selector, rendered twice from one value, selects the same pods.
 			want, err := labels.Parse(mustArg(t, args, "agent-selector"))
