@@ -1,6 +1,6 @@
 package main
 
-// Self-managed TLS for `serve` (contract 4, manifests/components/self-managed-tls):
+// Self-managed TLS for `serve` (contract 4, charts/canary-tagger with tls=self-managed):
 // the flags, and the step that runs before webhook.Run.
 
 import (

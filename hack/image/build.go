@@ -21,7 +21,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/types"
 )
 
-// The image's fixed facts: the manifests (manifests/base/deployment.yaml)
+// The image's fixed facts: the manifests (charts/canary-tagger/templates/deployment.yaml)
 // run it as this user with a read-only root filesystem, and nothing in it is
 // written at run time.
 const (

@@ -21,7 +21,7 @@ import (
 
 // The Secrets the manifests keep the serving certificate in, by TLS mode.
 var defaultServingSecrets = []string{
-	"canary-tagger-webhook-tls",      // cert-manager (manifests/components/cert-manager)
+	"canary-tagger-webhook-tls",      // cert-manager (charts/canary-tagger with tls=cert-manager)
 	"canary-tagger-self-managed-tls", // serve --self-managed-tls
 }
 
