@@ -534,7 +534,7 @@ func (s *Scenario) step9(ctx context.Context, n Narrator) error {
 	if err := s.checkQueries(n, res, true); err != nil {
 		return err
 	}
-	_, _, err = s.show(ctx, n, nil, "argo", "rollouts", "get", "rollout", RolloutName, "-n", s.env.Namespace)
+	_, _, err = s.show(ctx, n, nil, "argo", "rollouts", "get", "rollout", RolloutName, "-n", s.env.Namespace, "--no-color")
 	return err
 }
 
