@@ -28,9 +28,9 @@ func runDoctor(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	fs.StringVar(&output, "o", "text", "output: text or json")
 	fs.StringVar(&o.Namespace, "n", "", "check Rollouts and agent pods in this namespace only (default: all)")
 	fs.StringVar(&o.Namespace, "namespace", "", "same as -n")
-	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", "canary-tagger", "name of canary-tagger's MutatingWebhookConfiguration")
+	fs.StringVar(&o.WebhookConfiguration, "webhook-configuration", "canary-tagger", "name of canary-tagger's MutatingWebhookConfiguration (the Helm release's full name)")
 	fs.StringVar(&o.ServingSecret, "serving-secret", "",
-		"NAMESPACE/NAME of the Secret with the webhook's serving certificate (default: canary-tagger-webhook-tls or canary-tagger-self-managed-tls in the Service's namespace)")
+		"NAMESPACE/NAME of the Secret with the webhook's serving certificate (default: <webhook-configuration>-webhook-tls or <webhook-configuration>-self-managed-tls in the Service's namespace)")
 	fs.StringVar(&o.MinArgoRollouts, "min-argo-rollouts", "1.10.0", "oldest Argo Rollouts controller version that is fine")
 	fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "TLS handshake timeout with a webhook registered by URL")
 	fs.StringVar(&kubeContext, "context", "", "kubeconfig context (default: the current one)")

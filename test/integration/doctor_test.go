@@ -382,6 +382,7 @@ func TestDoctorOldArgoRolloutsController(t *testing.T) {
 func TestDoctorServiceWebhook(t *testing.T) {
 	ns := newNamespace(t, nil)
 	ctx := t.Context()
+	name := "doctor-" + rand.String(5) // the webhook configuration's, as a Helm release's full name
 	dns := "canary-tagger-webhook." + ns + ".svc"
 	trusted, other := filepath.Join(t.TempDir(), "trusted"), filepath.Join(t.TempDir(), "other")
 	caPEM, err := certs.WriteSelfSigned(trusted, []string{dns}, time.Hour)
@@ -393,7 +394,8 @@ func TestDoctorServiceWebhook(t *testing.T) {
 		must(t, err)
 		key, err := os.ReadFile(filepath.Join(dir, "tls.key"))
 		must(t, err)
-		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "canary-tagger-webhook-tls"}, Type: corev1.SecretTypeTLS,
+		// The chart's name for the cert-manager Secret: <full name>-webhook-tls.
+		return &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name + "-webhook-tls"}, Type: corev1.SecretTypeTLS,
 			Data: map[string][]byte{corev1.TLSCertKey: crt, corev1.TLSPrivateKeyKey: key}}
 	}
 	sec := secret(other)
@@ -402,7 +404,6 @@ func TestDoctorServiceWebhook(t *testing.T) {
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{Port: 443, Protocol: corev1.ProtocolTCP}}}}
 	must(t, env.Client.Create(ctx, svc))
 
-	name := "doctor-" + rand.String(5)
 	never := &metav1.LabelSelector{MatchLabels: map[string]string{"canary-tagger.io/doctor-test": "never"}}
 	hook := func(hookName, group, resource string) admissionv1.MutatingWebhook {
 		return admissionv1.MutatingWebhook{

@@ -19,10 +19,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 )
 
-// The Secrets the manifests keep the serving certificate in, by TLS mode.
-var defaultServingSecrets = []string{
-	"canary-tagger-webhook-tls",      // cert-manager (charts/canary-tagger with tls=cert-manager)
-	"canary-tagger-self-managed-tls", // serve --self-managed-tls
+// The Secrets the chart (and the manifests rendered from it) keep the
+// serving certificate in, by TLS mode: the webhook configuration's name
+// (the chart's full name) with these suffixes.
+var servingSecretSuffixes = []string{
+	"-webhook-tls",      // cert-manager (charts/canary-tagger with tls=cert-manager)
+	"-self-managed-tls", // serve --self-managed-tls
 }
 
 // Annotations and labels the webhook configuration and the namespaces carry.
@@ -84,7 +86,7 @@ func (d *doctor) checkWebhook(ctx context.Context) {
 	if apierrors.IsNotFound(err) {
 		d.add(Finding{Check: CheckWebhook, Status: Action, Object: obj,
 			Message: "not found: canary-tagger is not registered, so no Rollout or agent pod is labelled (every finding below is checked against all namespaces)",
-			Fix:     []string{"kubectl apply -k manifests/default   # or the entry point or chart you install with"}})
+			Fix:     []string{"helm upgrade --install canary-tagger charts/canary-tagger -n canary-tagger --create-namespace   # or kubectl apply -k manifests/default"}})
 		return
 	}
 	if err != nil {
@@ -101,7 +103,7 @@ func (d *doctor) checkWebhook(ctx context.Context) {
 			d.wh.agents = w
 		}
 	}
-	reapply := "kubectl apply -k manifests/default   # or the entry point or chart you install with"
+	reapply := "helm upgrade --install canary-tagger charts/canary-tagger -n canary-tagger --create-namespace   # or kubectl apply -k manifests/default"
 	if d.wh.rollouts == nil {
 		d.add(Finding{Check: CheckWebhook, Status: Action, Object: obj, Message: "has no webhook for rollouts.argoproj.io: Rollouts are not labelled", Fix: []string{reapply}})
 	}
@@ -191,7 +193,13 @@ func caBundleFix(mwc *admissionv1.MutatingWebhookConfiguration) []string {
 			"kubectl -n cert-manager logs deployment/cert-manager-cainjector --tail=50",
 		}
 	}
-	return []string{"kubectl -n canary-tagger logs deployment/canary-tagger --tail=50   # serve --self-managed-tls writes the caBundle"}
+	ns := "canary-tagger"
+	for _, w := range mwc.Webhooks {
+		if w.ClientConfig.Service != nil {
+			ns = w.ClientConfig.Service.Namespace
+		}
+	}
+	return []string{fmt.Sprintf("kubectl -n %s logs deployment/%s --tail=50   # serve --self-managed-tls writes the caBundle", ns, mwc.Name)}
 }
 
 // checkURLTarget: a webhook registered by URL is checked by a TLS handshake
@@ -241,7 +249,7 @@ func (d *doctor) checkServiceTarget(ctx context.Context, mwc *admissionv1.Mutati
 	switch {
 	case apierrors.IsNotFound(err):
 		d.add(Finding{Check: CheckWebhook, Status: Action, Object: svcObj, Message: "the webhook's Service does not exist: the apiserver cannot call the webhook",
-			Fix: []string{"kubectl apply -k manifests/default   # or the entry point or chart you install with"}})
+			Fix: []string{"helm upgrade --install canary-tagger charts/canary-tagger -n canary-tagger --create-namespace   # or kubectl apply -k manifests/default"}})
 	case err != nil:
 		d.errorf(CheckWebhook, svcObj, err, "reading the webhook's Service")
 	default:
@@ -275,7 +283,7 @@ func (d *doctor) checkEndpoints(ctx context.Context, svc *corev1.Service, svcObj
 	if len(svc.Spec.Selector) > 0 {
 		fix = []string{fmt.Sprintf("kubectl -n %s get pods -l %s -o wide", svc.Namespace, shellQuote(labels.Set(svc.Spec.Selector).String()))}
 	}
-	fix = append(fix, fmt.Sprintf("kubectl -n %s rollout status deployment/canary-tagger   # and its events and logs if it does not become ready", svc.Namespace))
+	fix = append(fix, fmt.Sprintf("kubectl -n %s rollout status deployment/%s   # and its events and logs if it does not become ready", svc.Namespace, d.opts.WebhookConfiguration))
 	d.add(Finding{Check: CheckWebhook, Status: Action, Object: svcObj,
 		Message: fmt.Sprintf("no ready endpoint (%d not ready): the webhook is down, and with failurePolicy Ignore Rollouts and agent pods are admitted unlabelled", notReady),
 		Fix:     fix})
@@ -290,8 +298,8 @@ func (d *doctor) checkServingSecret(ctx context.Context, mwc *admissionv1.Mutati
 		}
 		candidates = append(candidates, [2]string{ns, name})
 	} else {
-		for _, name := range defaultServingSecrets {
-			candidates = append(candidates, [2]string{ref.Namespace, name})
+		for _, suffix := range servingSecretSuffixes {
+			candidates = append(candidates, [2]string{ref.Namespace, d.opts.WebhookConfiguration + suffix})
 		}
 	}
 	var tried []string
