@@ -101,6 +101,32 @@ func renderChart(t *testing.T, release, namespace string, mode chartMode, values
 	return rendered{entry: mode.entry, yaml: manifest, docs: docs}
 }
 
+// TestChartAnalysisTemplates: with analysisTemplates.enabled the chart
+// renders the same ClusterAnalysisTemplates as manifests/analysis, their
+// Argo arguments ({{args.…}}) untouched by Helm; without it, none.
+func TestChartAnalysisTemplates(t *testing.T) {
+	m := chartModes()[0]
+	if r := renderChart(t, "ct", "platform", m, nil); strings.Contains(r.yaml, "ClusterAnalysisTemplate") {
+		t.Errorf("analysis templates rendered although analysisTemplates.enabled is false")
+	}
+	r := renderChart(t, "ct", "platform", m, map[string]any{"analysisTemplates": map[string]any{"enabled": true}})
+	var names []string
+	for _, d := range r.docs {
+		if d.Kind == "ClusterAnalysisTemplate" {
+			names = append(names, d.Name)
+		}
+	}
+	slices.Sort(names)
+	if want := []string{"canary-tagger-error-ratio", "canary-tagger-latency"}; !slices.Equal(names, want) {
+		t.Errorf("ClusterAnalysisTemplates %q, want %q", names, want)
+	}
+	for _, arg := range []string{"{{args.service}}", "{{args.canary-value}}", "{{args.stable-value}}"} {
+		if !strings.Contains(r.yaml, arg) {
+			t.Errorf("the render lost the Argo argument %s", arg)
+		}
+	}
+}
+
 // TestChartLint runs Helm's linter on the chart for every mode, and with the
 // optional ServiceMonitor on: no warning, no error.
 func TestChartLint(t *testing.T) {
@@ -109,6 +135,7 @@ func TestChartLint(t *testing.T) {
 		for name, extra := range map[string]map[string]any{
 			"":                nil,
 			"+servicemonitor": {"serviceMonitor": map[string]any{"enabled": true}},
+			"+analysis":       {"analysisTemplates": map[string]any{"enabled": true}},
 		} {
 			t.Run(m.entry.dir+name, func(t *testing.T) {
 				vals := m.values

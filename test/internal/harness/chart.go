@@ -141,6 +141,23 @@ func ManifestFiles(repo, kubeVersion string) (map[string][]byte, error) {
 		kust.WriteString("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n  - canary-tagger.yaml\n")
 		out[filepath.Join("manifests", ep.Dir, "kustomization.yaml")] = kust.Bytes()
 	}
+	// manifests/analysis: the chart's analysis templates, copied as they are.
+	templates, err := filepath.Glob(filepath.Join(repo, "charts", "canary-tagger", "analysis", "*.yaml"))
+	if err != nil || len(templates) == 0 {
+		return nil, fmt.Errorf("no analysis templates in charts/canary-tagger/analysis (%v)", err)
+	}
+	const copied = "# Copied by `make manifests` from charts/canary-tagger/analysis. Do not edit:\n# change the chart's file and run `make manifests`.\n"
+	kust := copied + "# Entry point: kubectl apply -k manifests/analysis (docs/analysis.md)\n" +
+		"apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Kustomization\nresources:\n"
+	for _, p := range templates {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return nil, err
+		}
+		out[filepath.Join("manifests", "analysis", filepath.Base(p))] = append([]byte(copied), b...)
+		kust += "  - " + filepath.Base(p) + "\n"
+	}
+	out[filepath.Join("manifests", "analysis", "kustomization.yaml")] = []byte(kust)
 	return out, nil
 }
 
