@@ -66,16 +66,8 @@ func (w *workloadRefs) templateLabels(ctx context.Context, namespace string) rol
 		if w.disabled {
 			return nil, errors.New("workloadRef check disabled")
 		}
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err != nil {
-			return nil, fmt.Errorf("apiVersion %q: %v", ref.APIVersion, err)
-		}
-		kind, ok := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
-		if !ok {
-			return nil, fmt.Errorf("%s %s is not a kind Argo Rollouts supports for workloadRef", ref.APIVersion, ref.Kind)
-		}
-		if ref.Name == "" {
-			return nil, errors.New("workloadRef has no name")
+		if err := supported(ref); err != nil {
+			return nil, err
 		}
 		c, err := w.getClient()
 		if err != nil {
@@ -86,16 +78,43 @@ func (w *workloadRefs) templateLabels(ctx context.Context, namespace string) rol
 		// still finish its check. The timeout bounds it either way.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.timeout)
 		defer cancel()
-		u, err := c.Resource(gv.WithResource(kind.resource)).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		labels, _, err := unstructured.NestedStringMap(u.Object, append(kind.template, "metadata", "labels")...)
-		if err != nil {
-			return nil, fmt.Errorf("%s/%s: %v", ref.Kind, ref.Name, err)
-		}
-		return labels, nil
+		return WorkloadTemplateLabels(ctx, c, namespace, ref)
 	}
+}
+
+// supported checks a reference before any client is built.
+func supported(ref rollout.WorkloadRef) error {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return fmt.Errorf("apiVersion %q: %v", ref.APIVersion, err)
+	}
+	if _, ok := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]; !ok {
+		return fmt.Errorf("%s %s is not a kind Argo Rollouts supports for workloadRef", ref.APIVersion, ref.Kind)
+	}
+	if ref.Name == "" {
+		return errors.New("workloadRef has no name")
+	}
+	return nil
+}
+
+// WorkloadTemplateLabels reads (GET) the pod template labels of the
+// workload a Rollout in namespace references, as Argo Rollouts resolves it.
+// `serve` and `doctor` both use it, so they see the same conflicts.
+func WorkloadTemplateLabels(ctx context.Context, c dynamic.Interface, namespace string, ref rollout.WorkloadRef) (map[string]string, error) {
+	if err := supported(ref); err != nil {
+		return nil, err
+	}
+	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
+	kind := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
+	u, err := c.Resource(gv.WithResource(kind.resource)).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	labels, _, err := unstructured.NestedStringMap(u.Object, append(kind.template, "metadata", "labels")...)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %v", ref.Kind, ref.Name, err)
+	}
+	return labels, nil
 }
 
 // getClient builds the client once, retrying after a failure.

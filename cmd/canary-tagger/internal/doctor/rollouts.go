@@ -11,6 +11,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
+	"github.com/canary-tagger/canary-tagger/webhook"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
@@ -103,35 +104,11 @@ func conflictWhere(res rollout.Result) string {
 	return "where it is used"
 }
 
-// workloadKinds are the kinds a Rollout's workloadRef can point to, as the
-// webhook reads them (webhook/workloadref.go): resource and template path.
-var workloadKinds = map[schema.GroupKind]struct {
-	resource string
-	template []string
-}{
-	{Group: "apps", Kind: "Deployment"}: {"deployments", []string{"spec", "template"}},
-	{Group: "apps", Kind: "ReplicaSet"}: {"replicasets", []string{"spec", "template"}},
-	{Kind: "PodTemplate"}:               {"podtemplates", []string{"template"}},
-}
-
-// templateLabels reads a workloadRef's pod template labels (GET), so the
-// rule sees the same conflicts as the server does.
+// templateLabels reads a workloadRef's pod template labels (GET) as the
+// server does, so the rule sees the same conflicts.
 func (d *doctor) templateLabels(ctx context.Context, ns string) rollout.TemplateLabels {
 	return func(ref rollout.WorkloadRef) (map[string]string, error) {
-		gv, err := schema.ParseGroupVersion(ref.APIVersion)
-		if err != nil {
-			return nil, err
-		}
-		kind, ok := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
-		if !ok || ref.Name == "" {
-			return nil, fmt.Errorf("unsupported workloadRef %s", ref)
-		}
-		u, err := d.dyn.Resource(gv.WithResource(kind.resource)).Namespace(ns).Get(ctx, ref.Name, metav1.GetOptions{})
-		if err != nil {
-			return nil, err
-		}
-		l, _, err := unstructured.NestedStringMap(u.Object, append(kind.template, "metadata", "labels")...)
-		return l, err
+		return webhook.WorkloadTemplateLabels(ctx, d.dyn, ns, ref)
 	}
 }
 
