@@ -191,7 +191,8 @@ func (s *Scenario) Steps() []Step {
 		{9, "A bad canary: the analysis fails and the Rollout is aborted", s.step9},
 		{10, "Measurements that cannot be taken: the analysis errs, the canary is not promoted", s.step10},
 		{11, "Other label values: the analysis asks about what canary-tagger injected", s.step11},
-		{12, "canary-tagger doctor: nothing left to do", s.step12},
+		{12, "Blue-green, with --blue-green: preview pods canary before the promotion, stable after", s.stepBlueGreen},
+		{13, "canary-tagger doctor: nothing left to do", s.step12},
 	}
 }
 
