@@ -17,8 +17,7 @@ import (
 
 var update = flag.Bool("update", false, "rewrite the golden files of the mutate fixture tests")
 
-// fixtures are the Datadog Helm chart renders shared by the project, read in
-// test/testdata/datadog-helm.
+// fixtures are the Datadog Helm chart renders in test/testdata/datadog-helm.
 func fixtures(t *testing.T) string {
 	t.Helper()
 	dir, err := filepath.Abs(filepath.Join("..", "..", "test", "testdata", "datadog-helm"))
@@ -26,7 +25,7 @@ func fixtures(t *testing.T) string {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(dir); err != nil {
-		t.Fatalf("fixtures not available (they live in ../shared beside the repository): %v", err)
+		t.Fatalf("fixtures not available (test/testdata/datadog-helm): %v", err)
 	}
 	return dir
 }
