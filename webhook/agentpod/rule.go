@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -468,22 +469,37 @@ func configMount(c map[string]any, volumes map[string]string) string {
 	return ""
 }
 
-// volumeKinds maps each volume of a pod spec to its source ("configMap",
-// "secret", "emptyDir", ...).
+// volumeKinds maps each named volume of a pod spec to its source
+// ("configMap", "secret", "emptyDir", ...). A volume of several sources is
+// not valid; it counts as an emptyDir only if it has nothing else, so the
+// answer never depends on map order.
 func volumeKinds(spec map[string]any) map[string]string {
 	kinds := map[string]string{}
 	list, _ := spec["volumes"].([]any)
 	for _, v := range list {
 		vm, _ := v.(map[string]any)
 		name, _ := vm["name"].(string)
+		if name == "" {
+			continue
+		}
+		var sources []string
 		for k := range vm {
-			if k != "name" {
-				kinds[name] = k
+			if k != "name" && k != "emptyDir" {
+				sources = append(sources, k)
 			}
+		}
+		switch {
+		case len(sources) > 0:
+			slices.Sort(sources)
+			kinds[name] = sources[0]
+		case hasKey(vm, "emptyDir"):
+			kinds[name] = "emptyDir"
 		}
 	}
 	return kinds
 }
+
+func hasKey(m map[string]any, k string) bool { _, ok := m[k]; return ok }
 
 // mapped returns the tag the mapping gives key. The agent lower-cases the
 // mapping's keys and the pod's label names (strings.ToLower), so the match is
