@@ -27,14 +27,20 @@ func (s *Scenario) blueGreenDocs() ([]byte, error) {
 		return "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name +
 			"\nspec:\n  selector:\n    app: demo\n  ports:\n    - port: 80\n      targetPort: 8080\n---\n"
 	}
+	// The shipped error-ratio template judges the preview pods before they
+	// take the active Service.
+	prePromotion := "      prePromotionAnalysis:\n        templates:\n          - templateName: " + ErrorRatioTemplate + "\n            clusterScope: true\n" +
+		"        args:\n          - name: service\n            value: " + AnalysisService + "\n          - name: interval\n            value: " + AnalysisInterval +
+		"\n          - name: count\n            value: \"" + AnalysisCount + "\"\n"
 	return []byte(service("demo-active") + service("demo-preview") + string(seed[:i]) +
-		"  strategy:\n    blueGreen:\n      activeService: demo-active\n      previewService: demo-preview\n      autoPromotionEnabled: false\n"), nil
+		"  strategy:\n    blueGreen:\n      activeService: demo-active\n      previewService: demo-preview\n      autoPromotionEnabled: false\n" + prePromotion), nil
 }
 
 // stepBlueGreen: with --blue-green, a blue-green Rollout gets
 // previewMetadata with the canary value and activeMetadata with the stable
 // value (contract 2.5); the real controller labels the preview pods canary
-// before the promotion and stable after it.
+// before the promotion and stable after it, and the shipped template judges
+// them as a prePromotionAnalysis.
 func (s *Scenario) stepBlueGreen(ctx context.Context, n Narrator) error {
 	if s.env.RestartWebhook == nil {
 		return fmt.Errorf("the blue-green step needs Env.RestartWebhook")
@@ -81,6 +87,7 @@ func (s *Scenario) stepBlueGreen(ctx context.Context, n Narrator) error {
 	}
 	n.Check("Healthy: 5 active pods %s=%s (hash %s)", LabelKey, StableValue, oldHash)
 
+	s.datadog.SetScenario(goodTable(CanaryValue, StableValue))
 	if _, _, err := bg.show(ctx, n, nil, "argo", "rollouts", "set", "image", RolloutName, "demo="+ImageAfter, "-n", BlueGreenNamespace); err != nil {
 		return err
 	}
@@ -96,6 +103,20 @@ func (s *Scenario) stepBlueGreen(ctx context.Context, n Narrator) error {
 	if err := bg.showPods(ctx, n); err != nil {
 		return err
 	}
+	var run analysisRun
+	if err := bg.waitFor(ctx, "the prePromotionAnalysis of the preview pods Successful", func(ctx context.Context) (bool, string, error) {
+		var err error
+		run, err = bg.newestRun(ctx, newHash)
+		return run.Phase == "Successful", run.String(), err
+	}); err != nil {
+		return err
+	}
+	s.analysis.seenRuns[run.UID] = true
+	if err := valuesMeasured("Successful", 3, near(0))(run.Measurements); err != nil {
+		return fmt.Errorf("prePromotionAnalysis %s: %v", run.Name, err)
+	}
+	bg.showRun(n, run)
+	n.Check("prePromotionAnalysis with the shipped template: %s Successful, %d measurements comparing %s=%s with %s=%s", run.Name, len(run.Measurements), LabelKey, CanaryValue, LabelKey, StableValue)
 
 	if _, _, err := bg.show(ctx, n, nil, "argo", "rollouts", "promote", RolloutName, "-n", BlueGreenNamespace); err != nil {
 		return err
