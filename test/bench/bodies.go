@@ -5,12 +5,11 @@
 // request bodies built at run time from real shapes (cmd/loadbench, `make
 // soak`; test/faults reuses it).
 //
-// It drives the built `canary-tagger serve` binary and imports nothing of the
-// root module, whose packages change under it.
+// It drives the built `canary-tagger serve` binary; the repository's paths
+// and free ports come from the test harness.
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
@@ -26,10 +25,9 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
-)
 
-// Module is the project's module; RepoRoot looks for its go.mod.
-const Module = "github.com/canary-tagger/canary-tagger"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+)
 
 // Paths of the two webhooks (contract 1).
 const (
@@ -46,47 +44,7 @@ type Body struct {
 	Patched bool
 }
 
-// RepoRoot walks up from the working directory to the directory whose go.mod
-// declares Module.
-func RepoRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if modulePath(filepath.Join(dir, "go.mod")) == Module {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod declaring module %s above the working directory", Module)
-		}
-		dir = parent
-	}
-}
-
-func modulePath(gomod string) string {
-	f, err := os.Open(gomod)
-	if err != nil {
-		return ""
-	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`)
-		}
-	}
-	return ""
-}
-
-// SeedRolloutPath is the seed's Rollout, test/e2e/testdata/rollout.yaml.
-func SeedRolloutPath(repo string) string {
-	return filepath.Join(repo, "test", "e2e", "testdata", "rollout.yaml")
-}
-
-// FixturesDir is where the Datadog Helm chart renders live: next to the
-// repository, read in place (never copied).
+// FixturesDir is where the Datadog Helm chart renders live.
 func FixturesDir(repo string) string {
 	return filepath.Join(repo, "test", "testdata", "datadog-helm")
 }
@@ -95,7 +53,7 @@ func FixturesDir(repo string) string {
 // in namespace ns: defaults, uid, managedFields and kubectl's
 // last-applied-configuration annotation included.
 func SeedRollout(repo, ns string) (map[string]any, error) {
-	raw, err := os.ReadFile(SeedRolloutPath(repo))
+	raw, err := os.ReadFile(harness.SeedRolloutPath(repo))
 	if err != nil {
 		return nil, err
 	}

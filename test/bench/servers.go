@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/controlplane"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 // BuildNoop builds the no-op webhook (cmd/noop-webhook, test module) into dir
@@ -81,32 +81,12 @@ func (s *Server) Kill() {
 	<-s.Proc.Done()
 }
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1.
-func FreePorts(n int) ([]int, error) {
-	var listeners []net.Listener
-	defer func() {
-		for _, l := range listeners {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		listeners = append(listeners, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
-
 // StartCanaryTagger runs `canary-tagger serve` on loopback with the
 // certificate in certDir, production logging (JSON, info) to logPath, and no
 // Kubernetes API access (--check-workload-ref=false: the bodies have no
 // workloadRef). extra flags are appended.
 func StartCanaryTagger(ctx context.Context, bin, certDir, logPath string, extra ...string) (*Server, error) {
-	ports, err := FreePorts(3)
+	ports, err := harness.FreePorts(3)
 	if err != nil {
 		return nil, err
 	}
@@ -116,7 +96,7 @@ func StartCanaryTagger(ctx context.Context, bin, certDir, logPath string, extra 
 // StartCanaryTaggerOn is StartCanaryTagger on a given webhook port (to
 // restart a server where a webhook configuration expects it).
 func StartCanaryTaggerOn(bin string, port int, certDir, logPath string, extra ...string) (*Server, error) {
-	ports, err := FreePorts(2)
+	ports, err := harness.FreePorts(2)
 	if err != nil {
 		return nil, err
 	}
@@ -135,7 +115,7 @@ func StartCanaryTaggerOn(bin string, port int, certDir, logPath string, extra ..
 // StartNoop runs the no-op webhook on loopback with the certificate in
 // certDir; name tells apart several (e.g. one with --static-patch).
 func StartNoop(ctx context.Context, name, bin, certDir, logPath string, extra ...string) (*Server, error) {
-	ports, err := FreePorts(1)
+	ports, err := harness.FreePorts(1)
 	if err != nil {
 		return nil, err
 	}

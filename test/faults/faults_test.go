@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/test/bench"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 var (
@@ -39,7 +40,7 @@ func TestMain(m *testing.M) {
 func setup(t *testing.T) {
 	t.Helper()
 	buildOnce.Do(func() {
-		if repo, buildErr = bench.RepoRoot(); buildErr != nil {
+		if repo, buildErr = harness.RepoRoot(); buildErr != nil {
 			return
 		}
 		if bodies, buildErr = bench.Mix(repo); buildErr != nil {
@@ -70,7 +71,7 @@ func servingSetup(t *testing.T, name string, n int) (ca *bench.CA, dir, certDir 
 	if _, err := ca.WriteServing(certDir); err != nil {
 		t.Fatal(err)
 	}
-	if ports, err = bench.FreePorts(n); err != nil {
+	if ports, err = harness.FreePorts(n); err != nil {
 		t.Fatal(err)
 	}
 	return ca, dir, certDir, ports

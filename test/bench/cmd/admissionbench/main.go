@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/test/bench"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 type options struct {
@@ -65,7 +66,7 @@ func logf(format string, args ...any) {
 func run(ctx context.Context, o options) (err error) {
 	started := time.Now()
 	machine := bench.ThisMachine()
-	repo, err := bench.RepoRoot()
+	repo, err := harness.RepoRoot()
 	if err != nil {
 		return err
 	}

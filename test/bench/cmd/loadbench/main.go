@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/test/bench"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 type options struct {
@@ -89,7 +90,7 @@ type setup struct {
 func start(ctx context.Context, o options, withNoop bool) (*setup, func(), error) {
 	s := &setup{}
 	var err error
-	if s.repo, err = bench.RepoRoot(); err != nil {
+	if s.repo, err = harness.RepoRoot(); err != nil {
 		return nil, nil, err
 	}
 	if s.dir, err = os.MkdirTemp("", "loadbench-"); err != nil {
