@@ -56,6 +56,18 @@ test: lint unit image-test integration ## unit tests, the image, integration on 
 # The kustomize entry points are renders of the Helm chart: the chart is the
 # one source of the install's objects, and TestManifestsAreChartRenders fails
 # when manifests/ and the chart differ.
+# The Datadog Operator renders the tests read (test/testdata/datadog-operator):
+# what the Operator's own reconcilers create for each DatadogAgent in inputs/,
+# rendered offline by its operator-render. make e2e checks that the running
+# Operator builds the same agent containers as pod-labels-as-tags.yaml.
+OPERATOR_RENDERS := test/testdata/datadog-operator
+.PHONY: operator-renders
+operator-renders: ## re-render test/testdata/datadog-operator from its inputs/ with the pinned Operator's operator-render
+	bash hack/tools.sh operator-render
+	for f in $(OPERATOR_RENDERS)/inputs/*.yaml; do \
+	  bin/e2e/operator-render --kubernetes-version v1.37.2 --dda $$f --output $(OPERATOR_RENDERS)/$$(basename $$f); \
+	done
+
 .PHONY: manifests
 manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in} from charts/canary-tagger
 	cd test && $(GO) run ./internal/harness/cmd/manifests

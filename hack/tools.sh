@@ -6,12 +6,15 @@
 #                           a KUBEBUILDER_ASSETS folder)
 #   hack/tools.sh e2e       everything: the above + bin/k8s/{kube-controller-manager,
 #                           kube-scheduler} + bin/e2e/{kwok,rollouts-controller,
-#                           kubectl-argo-rollouts,kwok-stages.yaml}
-#   hack/tools.sh crd-dirs  prints NAME=DIR lines (module-cache dirs of argo-rollouts
-#                           and cert-manager) on stdout; CRDs are under
-#                           $ARGO_ROLLOUTS_DIR/manifests/crds and $CERT_MANAGER_DIR/deploy/crds
+#                           kubectl-argo-rollouts,datadog-operator,kwok-stages.yaml}
+#   hack/tools.sh operator-render
+#                           bin/e2e/operator-render (make operator-renders)
+#   hack/tools.sh crd-dirs  prints NAME=DIR lines (module-cache dirs of argo-rollouts,
+#                           cert-manager and datadog-operator) on stdout; CRDs are under
+#                           $ARGO_ROLLOUTS_DIR/manifests/crds, $CERT_MANAGER_DIR/deploy/crds
+#                           and $DATADOG_OPERATOR_DIR/config/crd/bases/v1
 #
-# Versions live only in the tools modules: test/tools/{k8s,etcd,argo}/go.mod.
+# Versions live only in the tools modules: test/tools/{k8s,etcd,argo,datadog-operator}/go.mod.
 # Each binary has a stamp file bin/<dir>/.<name>.version holding the module
 # version, a hash of the tools module's go.mod+go.sum, the Go version and the
 # ldflags; the binary is rebuilt only when the stamp differs.
@@ -99,9 +102,11 @@ STEP=0
 STEPS=0
 TOTAL_START=${SECONDS}
 
-# build NAME OUTDIR TOOLSDIR MODULE PACKAGE COLD_ESTIMATE LDFLAGS
+# build NAME OUTDIR TOOLSDIR MODULE PACKAGE COLD_ESTIMATE LDFLAGS [TRIM]
+# TRIM is -trimpath unless given (operator-render finds its CRDs through the
+# source path compiled into it).
 build() {
-  local name=$1 outdir=$2 dir=$3 module=$4 pkg=$5 cold=$6 ldflags=$7
+  local name=$1 outdir=$2 dir=$3 module=$4 pkg=$5 cold=$6 ldflags=$7 trim=${8--trimpath}
   local out="${outdir}/${name}" stampf="${outdir}/.${name}.version"
   local version stamp start
   STEP=$((STEP + 1))
@@ -109,7 +114,7 @@ build() {
   stamp="$(printf '%s\n' \
     "name=${name}" "package=${pkg}" "version=${version}" \
     "gomod=test/tools/${dir} $(mod_hash "${dir}")" \
-    "go=$(go_version "${dir}") CGO_ENABLED=${CGO_ENABLED} -trimpath" \
+    "go=$(go_version "${dir}") CGO_ENABLED=${CGO_ENABLED} ${trim}" \
     "ldflags=${ldflags}")"
   if [[ -x "${out}" && -f "${stampf}" && "$(cat "${stampf}")" == "${stamp}" ]]; then
     log "[${STEP}/${STEPS}] ${name} ${version}: up to date (${out#"${ROOT}"/})"
@@ -119,7 +124,7 @@ build() {
   mkdir -p "${outdir}"
   rm -f "${stampf}"
   start=${SECONDS}
-  gomod "${dir}" build -trimpath -buildvcs=false -ldflags "${ldflags}" -o "${out}.tmp" "${pkg}"
+  gomod "${dir}" build ${trim} -buildvcs=false -ldflags "${ldflags}" -o "${out}.tmp" "${pkg}"
   mv -f "${out}.tmp" "${out}"
   printf '%s\n' "${stamp}" >"${stampf}"
   log "[${STEP}/${STEPS}] ${name} ${version}: built in $(fmt_dur $((SECONDS - start)))"
@@ -166,6 +171,20 @@ build_argo() { # NAME COLD
     "github.com/argoproj/argo-rollouts/cmd/$1" "$2" "$(argo_ldflags)"
 }
 
+build_datadog_operator() {
+  local v p=github.com/DataDog/datadog-operator/pkg/version
+  v="$(mod_version datadog-operator github.com/DataDog/datadog-operator)"
+  build datadog-operator "${BIN_E2E}" datadog-operator github.com/DataDog/datadog-operator \
+    github.com/DataDog/datadog-operator/cmd "3m" "-s -w -X ${p}.Version=${v#v}"
+}
+
+# operator-render: the Operator's own reconcilers run against a fake client,
+# writing what it would create for a DatadogAgent (make operator-renders).
+build_operator_render() {
+  build operator-render "${BIN_E2E}" datadog-operator github.com/DataDog/datadog-operator \
+    github.com/DataDog/datadog-operator/cmd/operator-render "3m" "-s -w" ""
+}
+
 # bin/e2e/kwok-stages.yaml: the Stage documents of kwok's kustomize/stage/
 # node/fast, node/heartbeat and pod/fast, read from the module cache.
 write_kwok_stages() {
@@ -206,7 +225,7 @@ lock() {
 }
 
 usage() {
-  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -222,7 +241,7 @@ main() {
       ;;
     e2e)
       lock
-      STEPS=9
+      STEPS=10
       build_k8s kube-apiserver "4m"
       build_etcd
       build_k8s kubectl "45s"
@@ -231,13 +250,20 @@ main() {
       build_kwok
       build_argo rollouts-controller "5m"
       build_argo kubectl-argo-rollouts "30s"
+      build_datadog_operator
       write_kwok_stages
       ;;
+    operator-render)
+      lock
+      STEPS=1
+      build_operator_render
+      ;;
     crd-dirs)
-      local argo cm
+      local argo cm ddop
       argo="$(mod_dir argo github.com/argoproj/argo-rollouts)"
       cm="$(mod_dir k8s github.com/cert-manager/cert-manager)"
-      printf 'ARGO_ROLLOUTS_DIR=%s\nCERT_MANAGER_DIR=%s\n' "${argo}" "${cm}"
+      ddop="$(mod_dir datadog-operator github.com/DataDog/datadog-operator)"
+      printf 'ARGO_ROLLOUTS_DIR=%s\nCERT_MANAGER_DIR=%s\nDATADOG_OPERATOR_DIR=%s\n' "${argo}" "${cm}" "${ddop}"
       return
       ;;
     -h | --help | help) usage ;;

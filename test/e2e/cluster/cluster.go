@@ -2,7 +2,8 @@
 // e2e test and for `make demo` alike: etcd and kube-apiserver (the harness's
 // envtest, with the Argo Rollouts CRDs), kube-controller-manager,
 // kube-scheduler, kwok with fake nodes and the Argo Rollouts controller
-// (package controlplane), and canary-tagger itself as a local process
+// (package controlplane), the Datadog Operator when the story reaches it,
+// and canary-tagger itself as a local process
 // (`canary-tagger serve`) registered through the MutatingWebhookConfiguration
 // rendered from manifests/.
 package cluster
@@ -52,6 +53,8 @@ type Cluster struct {
 	Env     *harness.Env
 	CP      *controlplane.ControlPlane
 	Webhook *controlplane.Process
+	// DatadogOperator runs once StartDatadogOperator has been called.
+	DatadogOperator *controlplane.Process
 	// WebhookMetricsURL is canary-tagger's /metrics.
 	WebhookMetricsURL string
 
@@ -84,6 +87,9 @@ func MissingTools() ([]string, error) {
 		return nil, err
 	}
 	missing := controlplane.Missing(k8sBin, e2eBin)
+	if _, err := os.Stat(filepath.Join(e2eBin, "datadog-operator")); err != nil {
+		missing = append(missing, filepath.Join(e2eBin, "datadog-operator"))
+	}
 	for _, name := range []string{"kube-apiserver", "etcd"} {
 		if _, err := os.Stat(filepath.Join(k8sBin, name)); err != nil {
 			missing = append(missing, filepath.Join(k8sBin, name))
@@ -255,6 +261,53 @@ func (c *Cluster) RestartWebhook(ctx context.Context, extra ...string) error {
 	return c.runWebhook(ctx, extra)
 }
 
+// StartDatadogOperator installs the Datadog Operator's CRDs (from the module
+// cache, at the version test/tools/datadog-operator pins) and starts
+// bin/e2e/datadog-operator against the cluster, with nothing that would talk
+// to Datadog: its own metrics to Datadog off, and every Datadog URL it could
+// call pointed at a closed local port.
+func (c *Cluster) StartDatadogOperator(ctx context.Context) error {
+	if c.DatadogOperator != nil {
+		return nil
+	}
+	start := time.Now()
+	files, err := harness.DatadogOperatorCRDFiles(ctx, c.Repo)
+	if err != nil {
+		return err
+	}
+	if err := c.Env.InstallCRDs(ctx, "Datadog Operator", "datadoghq.com", files); err != nil {
+		return err
+	}
+	metrics, err := controlplane.FreePort()
+	if err != nil {
+		return err
+	}
+	closed, err := controlplane.FreePort()
+	if err != nil {
+		return err
+	}
+	nowhere := "http://127.0.0.1:" + strconv.Itoa(closed)
+	proc, err := controlplane.StartProcess("datadog-operator", filepath.Join(c.E2EBin, "datadog-operator"),
+		[]string{"-logEncoder=console"},
+		filepath.Join(c.LogDir, "datadog-operator.log"), controlplane.ProcessOptions{
+			Env: []string{
+				"KUBECONFIG=" + c.Env.Kubeconfig(),
+				"DD_LEADER_ELECTION_ENABLED=false",
+				"DD_OPERATOR_METRICS_ENABLED=false",
+				"DD_METRICS_ADDR=127.0.0.1:" + strconv.Itoa(metrics),
+				"DD_URL=" + nowhere,
+				"DD_DD_URL=" + nowhere,
+			},
+			Detach: c.detach,
+		})
+	if err != nil {
+		return err
+	}
+	c.DatadogOperator = proc
+	c.logf("datadog-operator: started with its CRDs (pid %d, log %s, %s)", proc.Pid(), proc.LogPath, since(start))
+	return nil
+}
+
 // ControllerNamespace is the namespace the Argo Rollouts controller reads
 // its `datadog` Secret from, found as the controller finds it: POD_NAMESPACE
 // (the harness starts it with this process's environment), else the service
@@ -280,6 +333,9 @@ func (c *Cluster) Health() error {
 	if c.Webhook != nil {
 		errs = append(errs, c.Webhook.Exited())
 	}
+	if c.DatadogOperator != nil {
+		errs = append(errs, c.DatadogOperator.Exited())
+	}
 	return errors.Join(errs...)
 }
 
@@ -291,6 +347,9 @@ func (c *Cluster) Processes() []*controlplane.Process {
 	}
 	if c.Webhook != nil {
 		ps = append(ps, c.Webhook)
+	}
+	if c.DatadogOperator != nil {
+		ps = append(ps, c.DatadogOperator)
 	}
 	return ps
 }
@@ -314,11 +373,17 @@ func (c *Cluster) ScenarioEnv() scenario.Env {
 		ControllerNamespace: ControllerNamespace(),
 		RestartWebhook:      c.RestartWebhook,
 		CanaryTagger:        c.webhookBinary,
+
+		StartDatadogOperator: c.StartDatadogOperator,
+		DatadogAgentFile:     filepath.Join(c.Repo, "test", "e2e", "testdata", "datadogagent.yaml"),
 	}
 }
 
 // Down stops the controllers, the webhook and the control plane, in that order.
 func (c *Cluster) Down() error {
+	if c.DatadogOperator != nil {
+		c.DatadogOperator.Stop(10 * time.Second)
+	}
 	if c.CP != nil {
 		c.CP.Stop()
 	}

@@ -47,14 +47,14 @@ func (s *Scenario) step5(ctx context.Context, n Narrator) error {
 		return err
 	}
 	n.Show("$ kubectl apply -n "+DatadogNS+" -f test/testdata/datadog-helm/pod-labels-as-tags.yaml", summarizeApply(out, errOut))
-	pods, err := s.checkAgents(ctx, n, DatadogNS, wantBefore, wantLabelsAsTags)
+	pods, err := s.checkAgents(ctx, n, DatadogNS, AgentDS, wantBefore, wantLabelsAsTags)
 	if err != nil {
 		return err
 	}
 	if err := s.showAgent(ctx, n, DatadogNS, pods[0]); err != nil {
 		return err
 	}
-	if err := s.checkClusterAgent(ctx, n, DatadogNS, wantLabelsAsTags); err != nil {
+	if err := s.checkClusterAgent(ctx, n, DatadogNS, ClusterAgent, wantLabelsAsTags); err != nil {
 		return err
 	}
 
@@ -72,14 +72,14 @@ func (s *Scenario) step5(ctx context.Context, n Narrator) error {
 	}
 	n.Show("$ kubectl apply -n "+DatadogNS2+" -f - < default.yaml (namespace "+DatadogNS+" → "+DatadogNS2+
 		"; the cluster-scoped "+strings.Join(skipped, ", ")+" are the first release's)", summarizeApply(out, errOut))
-	pods, err = s.checkAgents(ctx, n, DatadogNS2, "", wantDefault)
+	pods, err = s.checkAgents(ctx, n, DatadogNS2, AgentDS, "", wantDefault)
 	if err != nil {
 		return err
 	}
 	if err := s.showAgent(ctx, n, DatadogNS2, pods[0]); err != nil {
 		return err
 	}
-	return s.checkClusterAgent(ctx, n, DatadogNS2, wantDefault)
+	return s.checkClusterAgent(ctx, n, DatadogNS2, ClusterAgent, wantDefault)
 }
 
 func (s *Scenario) fixture(name string) string {
@@ -194,24 +194,26 @@ func withoutEnv(env []corev1.EnvVar, name string) []corev1.EnvVar {
 	return out
 }
 
-// checkAgents waits for the agent DaemonSet to run one Ready pod per node and
-// checks each pod against the DaemonSet's template: every container and every
+// checkAgents waits for the agent DaemonSet dsName to run one Ready pod per
+// node, all from its current template, and checks each pod against the DaemonSet's template: every container and every
 // init container that declares the variable maps role → kube_role (want is the
 // whole value), nothing else in their env changed, the other init containers
 // are untouched, and the status annotation names each handled container.
 // The DaemonSet's own template keeps before (empty: no variable): only pods
 // are mutated.
-func (s *Scenario) checkAgents(ctx context.Context, n Narrator, ns, before, want string) ([]corev1.Pod, error) {
+func (s *Scenario) checkAgents(ctx context.Context, n Narrator, ns, dsName, before, want string) ([]corev1.Pod, error) {
 	var ds *appsv1.DaemonSet
 	var pods []corev1.Pod
-	err := s.waitFor(ctx, fmt.Sprintf("DaemonSet %s/%s to run %d Ready pods", ns, AgentDS, s.env.Nodes), func(ctx context.Context) (bool, string, error) {
+	err := s.waitFor(ctx, fmt.Sprintf("DaemonSet %s/%s to run %d Ready pods of its current template", ns, dsName, s.env.Nodes), func(ctx context.Context) (bool, string, error) {
 		var err error
-		ds, err = s.cs.AppsV1().DaemonSets(ns).Get(ctx, AgentDS, metav1GetOptions)
+		ds, err = s.cs.AppsV1().DaemonSets(ns).Get(ctx, dsName, metav1GetOptions)
 		if err != nil {
 			return false, "", err
 		}
-		seen := fmt.Sprintf("desired=%d current=%d ready=%d", ds.Status.DesiredNumberScheduled, ds.Status.CurrentNumberScheduled, ds.Status.NumberReady)
-		if int(ds.Status.DesiredNumberScheduled) != s.env.Nodes || int(ds.Status.NumberReady) != s.env.Nodes {
+		st := ds.Status
+		seen := fmt.Sprintf("desired=%d current=%d updated=%d ready=%d", st.DesiredNumberScheduled, st.CurrentNumberScheduled, st.UpdatedNumberScheduled, st.NumberReady)
+		if st.ObservedGeneration != ds.Generation || int(st.DesiredNumberScheduled) != s.env.Nodes ||
+			int(st.UpdatedNumberScheduled) != s.env.Nodes || int(st.NumberReady) != s.env.Nodes {
 			return false, seen, nil
 		}
 		live, err := s.livePods(ctx, ns, ds.Spec.Selector)
@@ -246,7 +248,7 @@ func (s *Scenario) checkAgents(ctx context.Context, n Narrator, ns, before, want
 	for i, p := range pods {
 		nodes[i] = p.Spec.NodeName
 	}
-	n.Check("DaemonSet %s/%s: %d/%d pods Running, one per node (%s)", ns, AgentDS, len(pods), s.env.Nodes, strings.Join(nodes, ", "))
+	n.Check("DaemonSet %s/%s: %d/%d pods Running, one per node (%s)", ns, dsName, len(pods), s.env.Nodes, strings.Join(nodes, ", "))
 
 	tmpl := ds.Spec.Template.Spec
 	tmplContainers := map[string]corev1.Container{}
@@ -304,10 +306,10 @@ func (s *Scenario) checkAgents(ctx context.Context, n Narrator, ns, before, want
 	for _, c := range tmpl.Containers {
 		if v, ok := effectiveEnv(c, AgentEnv); v != before || ok != (before != "") {
 			return nil, fmt.Errorf("DaemonSet %s/%s template container %s: %s = %q (present %t), want it as rendered (%q): only pods may be mutated",
-				ns, AgentDS, c.Name, AgentEnv, v, ok, before)
+				ns, dsName, c.Name, AgentEnv, v, ok, before)
 		}
 	}
-	n.Check("the DaemonSet's own template is unchanged (no drift for Helm or GitOps)")
+	n.Check("the DaemonSet's own template is unchanged: only pods are patched, nothing for Helm, GitOps or the Operator to revert")
 	return pods, nil
 }
 
@@ -331,20 +333,21 @@ func (s *Scenario) showAgent(ctx context.Context, n Narrator, ns string, p corev
 	return nil
 }
 
-// checkClusterAgent: the Cluster Agent's pod (owned by a ReplicaSet) gets the
+// checkClusterAgent: the pod of Cluster Agent Deployment name (owned by a ReplicaSet), of its current template, gets the
 // same mapping as the node Agents (contract 3.1): want is its variable's
 // value; nothing else in its env changes.
-func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, want string) error {
+func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, name, want string) error {
 	var dep *appsv1.Deployment
 	var pods []corev1.Pod
-	err := s.waitFor(ctx, fmt.Sprintf("Deployment %s/%s 1/1", ns, ClusterAgent), func(ctx context.Context) (bool, string, error) {
+	err := s.waitFor(ctx, fmt.Sprintf("Deployment %s/%s 1/1", ns, name), func(ctx context.Context) (bool, string, error) {
 		var err error
-		dep, err = s.cs.AppsV1().Deployments(ns).Get(ctx, ClusterAgent, metav1GetOptions)
+		dep, err = s.cs.AppsV1().Deployments(ns).Get(ctx, name, metav1GetOptions)
 		if err != nil {
 			return false, "", err
 		}
-		seen := fmt.Sprintf("ready=%d updated=%d", dep.Status.ReadyReplicas, dep.Status.UpdatedReplicas)
-		if dep.Status.ReadyReplicas != 1 || dep.Status.UpdatedReplicas != 1 {
+		st := dep.Status
+		seen := fmt.Sprintf("replicas=%d ready=%d updated=%d", st.Replicas, st.ReadyReplicas, st.UpdatedReplicas)
+		if st.ObservedGeneration != dep.Generation || st.Replicas != 1 || st.ReadyReplicas != 1 || st.UpdatedReplicas != 1 {
 			return false, seen, nil
 		}
 		if pods, err = s.livePods(ctx, ns, dep.Spec.Selector); err != nil {
@@ -371,7 +374,7 @@ func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, want s
 			return fmt.Errorf("cluster agent pod %s/%s container %s: %s = %q, want %q", ns, p.Name, c.Name, AgentEnv, got, want)
 		}
 	}
-	n.Check("cluster agent %s/%s 1/1, patched like the node Agents: %s = %s, so kubernetes_state.* metrics split by %s too", ns, ClusterAgent, AgentEnv, want, "kube_role")
+	n.Check("cluster agent %s/%s 1/1, patched like the node Agents: %s = %s, so kubernetes_state.* metrics split by %s too", ns, name, AgentEnv, want, "kube_role")
 	return nil
 }
 

@@ -8,12 +8,12 @@ import (
 	"strings"
 )
 
-// step12 runs `canary-tagger doctor` as a person would after the story: the
+// stepDoctor runs `canary-tagger doctor` as a person would after the story: the
 // webhook configuration, its caBundle and server, every Rollout and agent
 // pod, pods left canary after a promotion. It must find nothing to do.
-func (s *Scenario) step12(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepDoctor(ctx context.Context, n Narrator) error {
 	if s.env.CanaryTagger == "" {
-		return errors.New("step 12 needs Env.CanaryTagger")
+		return errors.New("the doctor step needs Env.CanaryTagger")
 	}
 	args := []string{"doctor", "--kubeconfig", s.env.Kubeconfig}
 	cmd := exec.CommandContext(ctx, s.env.CanaryTagger, args...)

@@ -25,7 +25,13 @@
 //     is aborted, never promoted.
 //  11. canary-tagger restarted with --canary-value/--stable-value: a second
 //     Rollout gets those labels, and the analysis queries carry them.
-//  12. `canary-tagger doctor` on the cluster: the webhook healthy, every
+//  12. Blue-green with --blue-green: preview pods role=canary beside active
+//     role=stable, the error-ratio template as prePromotionAnalysis.
+//  13. The Datadog Operator, built from its module, builds node Agents and a
+//     Cluster Agent from a DatadogAgent with podLabelsAsTags {app: kube_app}:
+//     their pods map app → kube_app and role → kube_role; a change to the
+//     DatadogAgent makes the Operator roll them, and the new pods do too.
+//  14. `canary-tagger doctor` on the cluster: the webhook healthy, every
 //     Rollout and agent pod covered, no pod left canary: exit 0.
 package scenario
 
@@ -95,7 +101,11 @@ type Env struct {
 	ControllerNamespace string
 	// RestartWebhook restarts canary-tagger with extra flags (step 11).
 	RestartWebhook func(ctx context.Context, extra ...string) error
-	// CanaryTagger is the canary-tagger binary, whose doctor ends the story (step 12).
+	// StartDatadogOperator installs the Datadog Operator's CRDs and starts
+	// it; DatadogAgentFile is test/e2e/testdata/datadogagent.yaml (step 13).
+	StartDatadogOperator func(ctx context.Context) error
+	DatadogAgentFile     string
+	// CanaryTagger is the canary-tagger binary, whose doctor ends the story (step 14).
 	CanaryTagger string
 }
 
@@ -192,7 +202,8 @@ func (s *Scenario) Steps() []Step {
 		{10, "Measurements that cannot be taken: the analysis errs, the canary is not promoted", s.step10},
 		{11, "Other label values: the analysis asks about what canary-tagger injected", s.step11},
 		{12, "Blue-green, with --blue-green: preview pods canary before the promotion, stable after", s.stepBlueGreen},
-		{13, "canary-tagger doctor: nothing left to do", s.step12},
+		{13, "The Datadog Operator builds the Agents: the user's mapping and role → kube_role, after every reconcile", s.stepOperator},
+		{14, "canary-tagger doctor: nothing left to do", s.stepDoctor},
 	}
 }
 

@@ -244,22 +244,27 @@ func (e *Env) Stop() error {
 	return errors.Join(errs...)
 }
 
-// installArgoCRDs applies the pinned Argo Rollouts CRDs with `kubectl apply
-// --server-side` (the Rollout CRD is too large for the last-applied
-// annotation of a client-side apply) and waits until they are established.
+// installArgoCRDs applies the pinned Argo Rollouts CRDs.
 func (e *Env) installArgoCRDs(ctx context.Context) error {
 	files, err := ArgoRolloutsCRDFiles(ctx, e.Repo)
 	if err != nil {
 		return err
 	}
 	e.ArgoCRDFiles = files
-	e.logf("applying the Argo Rollouts CRDs server-side from %s", filepath.Dir(files[0]))
+	return e.InstallCRDs(ctx, "Argo Rollouts", "argoproj.io", files)
+}
+
+// InstallCRDs applies CRD files with `kubectl apply --server-side` (the
+// Rollout CRD is too large for the last-applied annotation of a client-side
+// apply) and waits until every CRD of group is established.
+func (e *Env) InstallCRDs(ctx context.Context, what, group string, files []string) error {
+	e.logf("applying the %s CRDs server-side from %s", what, filepath.Dir(files[0]))
 	args := []string{"apply", "--server-side", "--field-manager=canary-tagger-harness"}
 	for _, f := range files {
 		args = append(args, "-f", f)
 	}
 	if res := e.Kubectl.Run(ctx, args...); !res.OK() {
-		return fmt.Errorf("applying the Argo Rollouts CRDs: %s", res)
+		return fmt.Errorf("applying the %s CRDs: %s", what, res)
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(crdGVK.GroupVersion().WithKind("CustomResourceDefinitionList"))
@@ -270,7 +275,7 @@ func (e *Env) installArgoCRDs(ctx context.Context) error {
 		var pending []string
 		n := 0
 		for _, crd := range list.Items {
-			if g, _, _ := unstructured.NestedString(crd.Object, "spec", "group"); g != "argoproj.io" {
+			if g, _, _ := unstructured.NestedString(crd.Object, "spec", "group"); g != group {
 				continue
 			}
 			n++
@@ -279,7 +284,7 @@ func (e *Env) installArgoCRDs(ctx context.Context) error {
 			}
 		}
 		if n < len(files) {
-			return false, fmt.Errorf("%d of %d Argo CRDs listed", n, len(files))
+			return false, fmt.Errorf("%d of %d %s CRDs listed", n, len(files), what)
 		}
 		if len(pending) > 0 {
 			return false, fmt.Errorf("not established: %s", strings.Join(pending, ", "))

@@ -28,6 +28,10 @@ const Module = "github.com/canary-tagger/canary-tagger"
 // ArgoRolloutsModule is the module whose manifests/crds holds the Rollout CRD.
 const ArgoRolloutsModule = "github.com/argoproj/argo-rollouts"
 
+// DatadogOperatorModule is the Datadog Operator's module (its CRDs, and the
+// binary make e2e runs).
+const DatadogOperatorModule = "github.com/DataDog/datadog-operator"
+
 // RepoRoot walks up from the working directory to the directory whose go.mod
 // declares the project's module.
 func RepoRoot() (string, error) {
@@ -145,22 +149,35 @@ func ModuleDir(ctx context.Context, module, version, toolchain string) (string, 
 // $ARGO_ROLLOUTS_DIR (a module directory, as `hack/tools.sh crd-dirs` prints)
 // overrides the lookup.
 func ArgoRolloutsCRDFiles(ctx context.Context, repo string) ([]string, error) {
-	dir := os.Getenv("ARGO_ROLLOUTS_DIR")
+	return moduleFiles(ctx, repo, "ARGO_ROLLOUTS_DIR", "argo", ArgoRolloutsModule, "manifests/crds/*-crd.yaml")
+}
+
+// DatadogOperatorCRDFiles returns the CRDs of the Datadog Operator version
+// pinned in test/tools/datadog-operator/go.mod (config/crd/bases/v1 in its
+// module); $DATADOG_OPERATOR_DIR overrides the lookup.
+func DatadogOperatorCRDFiles(ctx context.Context, repo string) ([]string, error) {
+	return moduleFiles(ctx, repo, "DATADOG_OPERATOR_DIR", "datadog-operator", DatadogOperatorModule, "config/crd/bases/v1/*.yaml")
+}
+
+// moduleFiles globs pattern in the module cache directory of module at the
+// version tools module test/tools/<tools> pins, or in $<envDir> if set.
+func moduleFiles(ctx context.Context, repo, envDir, tools, module, pattern string) ([]string, error) {
+	dir := os.Getenv(envDir)
 	if dir == "" {
-		version, toolchain, err := PinnedVersion(repo, "argo", ArgoRolloutsModule)
+		version, toolchain, err := PinnedVersion(repo, tools, module)
 		if err != nil {
 			return nil, err
 		}
-		if dir, err = ModuleDir(ctx, ArgoRolloutsModule, version, toolchain); err != nil {
+		if dir, err = ModuleDir(ctx, module, version, toolchain); err != nil {
 			return nil, err
 		}
 	}
-	files, err := filepath.Glob(filepath.Join(dir, "manifests", "crds", "*-crd.yaml"))
+	files, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(pattern)))
 	if err != nil {
 		return nil, err
 	}
 	if len(files) == 0 {
-		return nil, fmt.Errorf("no *-crd.yaml under %s/manifests/crds", dir)
+		return nil, fmt.Errorf("no %s under %s", pattern, dir)
 	}
 	return files, nil
 }
