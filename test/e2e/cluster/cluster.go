@@ -375,7 +375,7 @@ func (c *Cluster) ScenarioEnv() scenario.Env {
 		CanaryTagger:        c.webhookBinary,
 
 		StartDatadogOperator: c.StartDatadogOperator,
-		DatadogAgentFile:     filepath.Join(c.Repo, "test", "e2e", "testdata", "datadogagent.yaml"),
+		OperatorRendersDir:   filepath.Join(c.Repo, "test", "testdata", "datadog-operator"),
 	}
 }
 

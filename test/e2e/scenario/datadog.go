@@ -54,7 +54,7 @@ func (s *Scenario) step5(ctx context.Context, n Narrator) error {
 	if err := s.showAgent(ctx, n, DatadogNS, pods[0]); err != nil {
 		return err
 	}
-	if err := s.checkClusterAgent(ctx, n, DatadogNS, ClusterAgent, wantLabelsAsTags); err != nil {
+	if err := s.checkAgentDeployment(ctx, n, DatadogNS, ClusterAgent, "cluster-agent", wantLabelsAsTags); err != nil {
 		return err
 	}
 
@@ -79,7 +79,7 @@ func (s *Scenario) step5(ctx context.Context, n Narrator) error {
 	if err := s.showAgent(ctx, n, DatadogNS2, pods[0]); err != nil {
 		return err
 	}
-	return s.checkClusterAgent(ctx, n, DatadogNS2, ClusterAgent, wantDefault)
+	return s.checkAgentDeployment(ctx, n, DatadogNS2, ClusterAgent, "cluster-agent", wantDefault)
 }
 
 func (s *Scenario) fixture(name string) string {
@@ -333,10 +333,11 @@ func (s *Scenario) showAgent(ctx context.Context, n Narrator, ns string, p corev
 	return nil
 }
 
-// checkClusterAgent: the pod of Cluster Agent Deployment name (owned by a ReplicaSet), of its current template, gets the
-// same mapping as the node Agents (contract 3.1): want is its variable's
-// value; nothing else in its env changes.
-func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, name, want string) error {
+// checkAgentDeployment: the pod of a Cluster Agent or Cluster Checks Runner
+// Deployment (owned by a ReplicaSet), of its current template, gets the same
+// mapping as the node Agents (contract 3.1): want is its variable's value;
+// nothing else in its env changes; the status annotation names container.
+func (s *Scenario) checkAgentDeployment(ctx context.Context, n Narrator, ns, name, container, want string) error {
 	var dep *appsv1.Deployment
 	var pods []corev1.Pod
 	err := s.waitFor(ctx, fmt.Sprintf("Deployment %s/%s 1/1", ns, name), func(ctx context.Context) (bool, string, error) {
@@ -359,8 +360,8 @@ func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, name, 
 		return err
 	}
 	p := pods[0]
-	if a := p.Annotations[StatusAnnot]; !strings.Contains(a, "cluster-agent: injected") {
-		return fmt.Errorf("cluster agent pod %s/%s: %s = %q, want cluster-agent: injected", ns, p.Name, StatusAnnot, a)
+	if a := p.Annotations[StatusAnnot]; !strings.Contains(a, container+": injected") {
+		return fmt.Errorf("pod %s/%s: %s = %q, want %s: injected", ns, p.Name, StatusAnnot, a, container)
 	}
 	tmpl := map[string]corev1.Container{}
 	for _, c := range allContainers(dep.Spec.Template.Spec) {
@@ -368,13 +369,13 @@ func (s *Scenario) checkClusterAgent(ctx context.Context, n Narrator, ns, name, 
 	}
 	for _, c := range p.Spec.Containers {
 		if !reflect.DeepEqual(withoutEnv(c.Env, AgentEnv), withoutEnv(tmpl[c.Name].Env, AgentEnv)) {
-			return fmt.Errorf("cluster agent pod %s/%s container %s: env differs from its Deployment's template beyond %s", ns, p.Name, c.Name, AgentEnv)
+			return fmt.Errorf("pod %s/%s container %s: env differs from its Deployment's template beyond %s", ns, p.Name, c.Name, AgentEnv)
 		}
 		if got, _ := effectiveEnv(c, AgentEnv); got != want {
-			return fmt.Errorf("cluster agent pod %s/%s container %s: %s = %q, want %q", ns, p.Name, c.Name, AgentEnv, got, want)
+			return fmt.Errorf("pod %s/%s container %s: %s = %q, want %q", ns, p.Name, c.Name, AgentEnv, got, want)
 		}
 	}
-	n.Check("cluster agent %s/%s 1/1, patched like the node Agents: %s = %s, so kubernetes_state.* metrics split by %s too", ns, name, AgentEnv, want, "kube_role")
+	n.Check("%s/%s 1/1, patched like the node Agents: %s = %s, so the kubernetes_state.* metrics it collects split by %s too", ns, name, AgentEnv, want, "kube_role")
 	return nil
 }
 

@@ -102,9 +102,11 @@ type Env struct {
 	// RestartWebhook restarts canary-tagger with extra flags (step 11).
 	RestartWebhook func(ctx context.Context, extra ...string) error
 	// StartDatadogOperator installs the Datadog Operator's CRDs and starts
-	// it; DatadogAgentFile is test/e2e/testdata/datadogagent.yaml (step 13).
+	// it; OperatorRendersDir is test/testdata/datadog-operator, whose
+	// inputs/pod-labels-as-tags.yaml step 13 applies and whose render of it
+	// the Operator's workloads must match.
 	StartDatadogOperator func(ctx context.Context) error
-	DatadogAgentFile     string
+	OperatorRendersDir   string
 	// CanaryTagger is the canary-tagger binary, whose doctor ends the story (step 14).
 	CanaryTagger string
 }
