@@ -1,9 +1,10 @@
 package agentconfig_test
 
 // The agent pods the test admits: the pods the DaemonSet and ReplicaSet
-// controllers create from the Datadog Helm renders in test/testdata/datadog-helm,
-// pods shaped like the Datadog Operator's (v1.31.2 source), and variants that
-// mount a datadog.yaml or set DD_KUBERNETES_RESOURCES_LABELS_AS_TAGS.
+// controllers create from the Datadog Helm renders in test/testdata/datadog-helm
+// and from the Datadog Operator's renders in test/testdata/datadog-operator,
+// and variants that mount a datadog.yaml or set
+// DD_KUBERNETES_RESOURCES_LABELS_AS_TAGS.
 
 import (
 	"encoding/base64"
@@ -40,11 +41,6 @@ type agentCase struct {
 // renders agents.customAgentConfig (toYaml) into its ConfigMap.
 const customAgentConfig = "kubernetes_pod_labels_as_tags:\n  app: kube_app\n  team: team\n"
 
-// operatorPodLabelsAsTags is DD_KUBERNETES_POD_LABELS_AS_TAGS as the Operator
-// writes global.podLabelsAsTags {app: kube_app} (json.Marshal of the map,
-// internal/controller/datadogagent/global/global.go applyGlobalSettings).
-const operatorPodLabelsAsTags = `{"app":"kube_app"}`
-
 func repoRoot(t *testing.T) string {
 	t.Helper()
 	dir, err := filepath.Abs("../..")
@@ -57,10 +53,10 @@ func repoRoot(t *testing.T) string {
 	return dir
 }
 
-// helmRender reads a multi-document render.
-func helmRender(t *testing.T, file string) []map[string]any {
+// render reads a multi-document render from test/testdata/<dir>.
+func render(t *testing.T, dir, file string) []map[string]any {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(t), "test", "testdata", "datadog-helm", file))
+	f, err := os.Open(filepath.Join(repoRoot(t), "test", "testdata", dir, file))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +68,7 @@ func helmRender(t *testing.T, file string) []map[string]any {
 		if err := dec.Decode(&doc); errors.Is(err, io.EOF) {
 			return docs
 		} else if err != nil {
-			t.Fatalf("%s: %v", file, err)
+			t.Fatalf("%s/%s: %v", dir, file, err)
 		}
 		if doc != nil {
 			docs = append(docs, doc)
@@ -80,8 +76,6 @@ func helmRender(t *testing.T, file string) []map[string]any {
 	}
 }
 
-// renderObjects collects the ConfigMaps and Secrets of a render, the data a
-// pod of that render can mount.
 func renderObjects(t *testing.T, docs []map[string]any) map[string]map[string]string {
 	t.Helper()
 	objects := map[string]map[string]string{}
@@ -153,34 +147,44 @@ func ownerRef(apiVersion, kind, name string) map[string]any {
 }
 
 // helmCases: every agent DaemonSet, Cluster Agent and Cluster Checks Runner
-// Deployment of every render, as pods.
+// Deployment of every Helm render, as pods.
 func helmCases(t *testing.T) []agentCase {
 	t.Helper()
 	var cases []agentCase
 	for _, file := range []string{"default.yaml", "pod-labels-as-tags.yaml", "role-already-mapped.yaml"} {
-		docs := helmRender(t, file)
-		objects := renderObjects(t, docs)
-		n := 0
-		for _, d := range docs {
-			kind, _ := d["kind"].(string)
-			if kind != "DaemonSet" && kind != "Deployment" {
-				continue
-			}
-			component := str(d, "spec", "template", "metadata", "labels", "agent.datadoghq.com/component")
-			if component == "" {
-				continue
-			}
-			n++
-			cases = append(cases, agentCase{
-				name:    "helm/" + strings.TrimSuffix(file, ".yaml") + "/" + component,
-				pod:     controllerPod(t, d),
-				objects: objects,
-				safe:    true,
-			})
+		for _, c := range renderCases(t, "datadog-helm", file, 2) {
+			c.safe = true
+			cases = append(cases, c)
 		}
-		if n < 2 {
-			t.Fatalf("%s: %d agent workloads, want the agent DaemonSet and the cluster-agent Deployment at least", file, n)
+	}
+	return cases
+}
+
+// renderCases: the pods of every agent workload (a DaemonSet or Deployment
+// whose pods carry agent.datadoghq.com/component) of a render, with the
+// render's ConfigMaps and Secrets; at least min of them.
+func renderCases(t *testing.T, dir, file string, min int) []agentCase {
+	t.Helper()
+	docs := render(t, dir, file)
+	objects := renderObjects(t, docs)
+	var cases []agentCase
+	for _, d := range docs {
+		kind, _ := d["kind"].(string)
+		if kind != "DaemonSet" && kind != "Deployment" {
+			continue
 		}
+		component := str(d, "spec", "template", "metadata", "labels", "agent.datadoghq.com/component")
+		if component == "" {
+			continue
+		}
+		cases = append(cases, agentCase{
+			name:    strings.TrimPrefix(dir, "datadog-") + "/" + strings.TrimSuffix(file, ".yaml") + "/" + component,
+			pod:     controllerPod(t, d),
+			objects: objects,
+		})
+	}
+	if len(cases) < min {
+		t.Fatalf("%s/%s: %d agent workloads, want at least %d", dir, file, len(cases), min)
 	}
 	return cases
 }
@@ -188,7 +192,7 @@ func helmCases(t *testing.T) []agentCase {
 // helmNodeAgent is the node-Agent pod of a render, and its objects.
 func helmNodeAgent(t *testing.T, file string) (map[string]any, map[string]map[string]string) {
 	t.Helper()
-	docs := helmRender(t, file)
+	docs := render(t, "datadog-helm", file)
 	for _, d := range docs {
 		if d["kind"] == "DaemonSet" && str(d, "spec", "template", "metadata", "labels", "agent.datadoghq.com/component") == "agent" {
 			return controllerPod(t, d), renderObjects(t, docs)
@@ -279,196 +283,38 @@ func resourcesCases(t *testing.T) []agentCase {
 	return cases
 }
 
-// Operator-shaped pods, from github.com/DataDog/datadog-operator v1.31.2:
-// labels from internal/controller/datadogagent/common/utils.go
-// GetDefaultLabels and object/labels.go; containers and their env from
-// component/agent/default.go, component/clusteragent/default.go and
-// component/clusterchecksrunner/default.go; the global env
-// (DD_KUBERNETES_POD_LABELS_AS_TAGS among them) added to every Agent
-// container but not to init containers (global/global.go applyGlobalSettings,
-// merger/envvars.go AddEnvVar over merger.AllAgentContainers);
-// customConfigurations mounted with subPath in every Agent container
-// (override/podtemplatespec.go overrideCustomConfigVolumes).
-const ddaName = "datadog"
-
-func operatorLabels(component string) map[string]any {
-	return map[string]any{
-		"app.kubernetes.io/name":        "datadog-agent-deployment",
-		"app.kubernetes.io/instance":    ddaName + "-" + component,
-		"app.kubernetes.io/part-of":     "datadog-" + ddaName,
-		"app.kubernetes.io/version":     "",
-		"app.kubernetes.io/managed-by":  "datadog-operator",
-		"app.kubernetes.io/component":   component,
-		"agent.datadoghq.com/name":      ddaName,
-		"agent.datadoghq.com/component": component,
-	}
-}
-
-func operatorPod(component string, owner map[string]any, initContainers, containers []any, volumes []any) map[string]any {
-	spec := map[string]any{"containers": containers, "volumes": volumes, "serviceAccountName": ddaName + "-" + component}
-	if len(initContainers) > 0 {
-		spec["initContainers"] = initContainers
-	}
-	return map[string]any{
-		"apiVersion": "v1", "kind": "Pod",
-		"metadata": map[string]any{
-			"name": ddaName + "-" + component + "-x7k2p", "namespace": "datadog",
-			"labels": operatorLabels(component), "ownerReferences": []any{owner},
-		},
-		"spec": spec,
-	}
-}
-
-func env(pairs ...string) []any {
-	var out []any
-	for i := 0; i+1 < len(pairs); i += 2 {
-		out = append(out, map[string]any{"name": pairs[i], "value": pairs[i+1]})
-	}
-	return out
-}
-
-func envFromField(name, field string) map[string]any {
-	return map[string]any{"name": name, "valueFrom": map[string]any{"fieldRef": map[string]any{"fieldPath": field}}}
-}
-
-func envFromConfigMap(name, cm, key string) map[string]any {
-	return map[string]any{"name": name, "valueFrom": map[string]any{"configMapKeyRef": map[string]any{"name": cm, "key": key}}}
-}
-
-// operatorCommonEnv is commonEnvVars of component/agent/default.go.
-func operatorCommonEnv() []any {
-	return append(env(
-		"KUBERNETES", "yes",
-		"DD_CLUSTER_AGENT_ENABLED", "true",
-		"DD_CLUSTER_AGENT_KUBERNETES_SERVICE_NAME", ddaName+"-cluster-agent",
-		"DD_KUBERNETES_USE_ENDPOINT_SLICES", "true",
-		"DD_CLUSTER_AGENT_TOKEN_NAME", ddaName+"-token",
-		"DD_AUTH_TOKEN_FILE_PATH", "/etc/datadog-agent/auth/token",
-	), envFromField("DD_KUBERNETES_KUBELET_HOST", "status.hostIP"))
-}
-
-// operatorGlobalEnv is what applyGlobalSettings adds to every Agent
-// container; podLabelsAsTags only when the DatadogAgent sets it.
-func operatorGlobalEnv(podLabelsAsTags bool) []any {
-	e := env("DD_SITE", "datadoghq.com", "DD_LOG_LEVEL", "info")
-	if podLabelsAsTags {
-		e = append(e, env("DD_KUBERNETES_POD_LABELS_AS_TAGS", operatorPodLabelsAsTags)...)
-	}
-	return append(e, map[string]any{"name": "DD_API_KEY", "valueFrom": map[string]any{"secretKeyRef": map[string]any{"name": ddaName + "-secret", "key": "api_key"}}})
-}
-
-func container(name string, command []string, envs ...[]any) map[string]any {
-	var all []any
-	for _, e := range envs {
-		all = append(all, e...)
-	}
-	cmd := make([]any, len(command))
-	for i, s := range command {
-		cmd[i] = s
-	}
-	c := map[string]any{"name": name, "image": "gcr.io/datadoghq/agent:7.77.0", "command": cmd,
-		"volumeMounts": []any{map[string]any{"name": "config", "mountPath": agentConfDir}}}
-	if len(all) > 0 {
-		c["env"] = all
-	}
-	return c
-}
-
-func operatorNodeAgent(owner map[string]any, podLabelsAsTags bool) map[string]any {
-	coreEnv := append(env("DD_HEALTH_PORT", "5555", "DD_CONTAINER_IMAGE_ENABLED", "true"), operatorCommonEnv()...)
-	traceEnv := append([]any{
-		envFromConfigMap("DD_INSTRUMENTATION_INSTALL_ID", ddaName+"-apm-telemetry", "install_id"),
-		envFromConfigMap("DD_INSTRUMENTATION_INSTALL_TIME", ddaName+"-apm-telemetry", "install_time"),
-		envFromConfigMap("DD_INSTRUMENTATION_INSTALL_TYPE", ddaName+"-apm-telemetry", "install_type"),
-	}, operatorCommonEnv()...)
-	global := operatorGlobalEnv(podLabelsAsTags)
-	initVolume := container("init-volume", []string{"bash", "-c"})
-	initVolume["volumeMounts"] = []any{map[string]any{"name": "config", "mountPath": "/opt/datadog-agent"}}
-	return operatorPod("agent", owner,
-		[]any{initVolume, container("init-config", []string{"bash", "-c"}, coreEnv)},
-		[]any{
-			container("agent", []string{"agent", "run"}, coreEnv, global),
-			container("trace-agent", []string{"trace-loader", agentConfDir + "/datadog.yaml", "trace-agent", "--config=" + agentConfDir + "/datadog.yaml"}, traceEnv, global),
-			container("process-agent", []string{"process-agent", "--cfgpath=" + agentConfDir + "/datadog.yaml"}, operatorCommonEnv(), global),
-		},
-		[]any{map[string]any{"name": "config", "emptyDir": map[string]any{}}})
-}
-
-func operatorClusterAgent(podLabelsAsTags bool) map[string]any {
-	dcaEnv := append([]any{envFromField("DD_POD_NAME", "metadata.name")}, env(
-		"DD_CLUSTER_AGENT_KUBERNETES_SERVICE_NAME", ddaName+"-cluster-agent",
-		"DD_KUBE_RESOURCES_NAMESPACE", "datadog",
-		"DD_KUBERNETES_USE_ENDPOINT_SLICES", "true",
-		"DD_LEADER_ELECTION", "true",
-		"DD_HEALTH_PORT", "5556",
-		"DD_AUTH_TOKEN_FILE_PATH", "/etc/datadog-agent/auth/token",
-	)...)
-	c := container("cluster-agent", []string{"datadog-cluster-agent", "start"}, dcaEnv, operatorGlobalEnv(podLabelsAsTags))
-	return operatorPod("cluster-agent", ownerRef("apps/v1", "ReplicaSet", ddaName+"-cluster-agent-6d4f8b7c9"), nil,
-		[]any{c}, []any{map[string]any{"name": "config", "emptyDir": map[string]any{}}})
-}
-
-func operatorClusterChecksRunner(podLabelsAsTags bool) map[string]any {
-	clcEnv := append(env(
-		"DD_CLUSTER_AGENT_KUBERNETES_SERVICE_NAME", ddaName+"-cluster-agent",
-		"DD_CLUSTER_AGENT_ENABLED", "true",
-		"DD_HEALTH_PORT", "5555",
-		"KUBERNETES", "yes",
-		"DD_ENABLE_METADATA_COLLECTION", "false",
-		"DD_CLC_RUNNER_ENABLED", "true",
-	), envFromField("DD_CLC_RUNNER_HOST", "status.podIP"), envFromField("DD_CLC_RUNNER_ID", "metadata.name"))
-	clcEnv = append(clcEnv, env("DD_DOGSTATSD_ENABLED", "false", "DD_PROCESS_CONFIG_PROCESS_COLLECTION_ENABLED", "false", "DD_LOGS_ENABLED", "false")...)
-	c := container("agent", []string{"agent", "run"}, clcEnv, operatorGlobalEnv(podLabelsAsTags))
-	return operatorPod("cluster-checks-runner", ownerRef("apps/v1", "ReplicaSet", ddaName+"-cluster-checks-runner-6d4f8b7c9"),
-		[]any{container("init-config", []string{"bash", "-c"})},
-		[]any{c}, []any{map[string]any{"name": "config", "emptyDir": map[string]any{}}})
-}
-
-// operatorCustomConfig mounts customConfigurations[file] of the component in
-// every Agent container, as overrideCustomConfigVolumes does.
-func operatorCustomConfig(pod map[string]any, component, file, content string, objects map[string]map[string]string) {
-	cm := fmt.Sprintf("%s-%s-yaml-%s", ddaName, strings.Split(file, ".")[0], component)
-	vol := cm
-	if component == "clusteragent" {
-		vol = "custom-cluster-agent-yaml"
-	}
-	objects["ConfigMap/"+cm] = map[string]string{file: content}
-	addVolume(pod, map[string]any{"name": vol, "configMap": map[string]any{"name": cm}})
-	forContainers(pod, func(c map[string]any) {
-		addMount(c, map[string]any{"name": vol, "mountPath": agentConfDir + "/" + file, "subPath": file})
-	})
-}
-
-func operatorCases() []agentCase {
-	ds := ownerRef("apps/v1", "DaemonSet", ddaName+"-agent")
-	eds := ownerRef("datadoghq.com/v1alpha1", "ExtendedDaemonSetReplicaSet", ddaName+"-agent-8k6wq")
-	none := func() map[string]map[string]string { return map[string]map[string]string{} }
-	cases := []agentCase{
-		{name: "operator/agent/daemonset", pod: operatorNodeAgent(ds, true), objects: none(), safe: true},
-		{name: "operator/agent/extendeddaemonset", pod: operatorNodeAgent(eds, true), objects: none(), safe: true},
-		{name: "operator/agent/daemonset/no-podLabelsAsTags", pod: operatorNodeAgent(ds, false), objects: none(), safe: true},
-		{name: "operator/cluster-agent", pod: operatorClusterAgent(true), objects: none(), safe: true},
-		{name: "operator/cluster-checks-runner", pod: operatorClusterChecksRunner(true), objects: none(), safe: true},
-	}
-	for _, withEnv := range []bool{false, true} {
-		suffix := "without-env"
-		if withEnv {
-			suffix = "with-env"
+// operatorCases: every agent workload of the Datadog Operator's renders
+// (test/testdata/datadog-operator: its own reconcilers' output, which make
+// e2e checks against the running Operator), as pods. customConfigurations
+// put a datadog.yaml mapping pod labels in a ConfigMap mounted with subPath
+// in every Agent container: without the variable, adding it would hide that
+// file. And the node Agent owned by an ExtendedDaemonSetReplicaSet, as
+// Operators with ExtendedDaemonSet support run it (v1.31 builds DaemonSets
+// only, so that owner is put on its render's pod).
+func operatorCases(t *testing.T) []agentCase {
+	t.Helper()
+	var cases []agentCase
+	for _, r := range []struct {
+		file       string
+		safe       bool
+		naiveLoses bool
+	}{
+		{"default.yaml", true, false},
+		{"pod-labels-as-tags.yaml", true, false},
+		{"custom-config-without-env.yaml", false, true},
+		{"custom-config-with-env.yaml", false, false},
+	} {
+		for _, c := range renderCases(t, "datadog-operator", r.file, 3) {
+			c.safe, c.naiveLoses = r.safe, r.naiveLoses
+			cases = append(cases, c)
 		}
-		objects := none()
-		pod := operatorNodeAgent(eds, withEnv)
-		operatorCustomConfig(pod, "nodeagent", "datadog.yaml", customAgentConfig, objects)
-		cases = append(cases, agentCase{name: "operator/agent/customConfigurations-datadog.yaml/" + suffix, pod: pod, objects: objects, naiveLoses: !withEnv})
-
-		objects = none()
-		pod = operatorClusterAgent(withEnv)
-		operatorCustomConfig(pod, "clusteragent", "datadog-cluster.yaml", customAgentConfig, objects)
-		cases = append(cases, agentCase{name: "operator/cluster-agent/customConfigurations-datadog-cluster.yaml/" + suffix, pod: pod, objects: objects, naiveLoses: !withEnv})
-
-		objects = none()
-		pod = operatorClusterChecksRunner(withEnv)
-		operatorCustomConfig(pod, "clusterchecksrunner", "datadog.yaml", customAgentConfig, objects)
-		cases = append(cases, agentCase{name: "operator/cluster-checks-runner/customConfigurations-datadog.yaml/" + suffix, pod: pod, objects: objects, naiveLoses: !withEnv})
+	}
+	for _, c := range renderCases(t, "datadog-operator", "pod-labels-as-tags.yaml", 3) {
+		if str(c.pod, "metadata", "labels", "agent.datadoghq.com/component") == "agent" {
+			c.name += "/extendeddaemonset"
+			asMap(c.pod["metadata"])["ownerReferences"] = []any{ownerRef("datadoghq.com/v1alpha1", "ExtendedDaemonSetReplicaSet", "datadog-agent-8k6wq")}
+			cases = append(cases, c)
+		}
 	}
 	return cases
 }
@@ -479,7 +325,7 @@ func allCases(t *testing.T) []agentCase {
 	cases = append(cases, helmCases(t)...)
 	cases = append(cases, configFileCases(t)...)
 	cases = append(cases, resourcesCases(t)...)
-	cases = append(cases, operatorCases()...)
+	cases = append(cases, operatorCases(t)...)
 	return cases
 }
 
