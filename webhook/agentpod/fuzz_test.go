@@ -29,7 +29,7 @@ func FuzzMutate(f *testing.F) {
 		}
 	}
 	for _, fx := range fixtures {
-		docs, err := objtest.Docs(filepath.Join(fixtureDir, fx.file))
+		docs, err := objtest.Docs(filepath.Join(fixtureDir, fx.dir, fx.file))
 		if err != nil {
 			f.Fatal(err)
 		}

@@ -15,29 +15,40 @@ import (
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden.yaml from the rules' output")
 
-// fixtureDir holds the Datadog Helm chart renders.
-const fixtureDir = "../../test/testdata/datadog-helm"
+// The renders of the Datadog Helm chart and of the Datadog Operator.
+const fixtureDir = "../../test/testdata"
+
+// agentDeployment is a Cluster Agent or Checks Runner Deployment of a render
+// and the container the rule handles in it.
+type agentDeployment struct{ name, container string }
 
 // fixtures says, per render, which containers contract 3.2 handles in the agent
 // DaemonSet (containers, then init containers that declare the variable) and
-// what each must end up with; the Cluster Agent's container ends up the same.
+// what each must end up with; the agent Deployments' containers end up the same.
 var fixtures = []struct {
-	file       string
-	daemonSet  string
-	deployment string
-	handled    []string // container names, in status order
-	action     agentpod.Action
-	value      string // the effective value afterwards, in every handled container
+	dir, file   string
+	daemonSet   string
+	deployments []agentDeployment
+	handled     []string // container names, in status order
+	action      agentpod.Action
+	value       string // the effective value afterwards, in every handled container
 }{
-	{file: "default.yaml", daemonSet: "dd-datadog", deployment: "dd-datadog-cluster-agent",
+	{dir: "datadog-helm", file: "default.yaml", daemonSet: "dd-datadog", deployments: []agentDeployment{{"dd-datadog-cluster-agent", "cluster-agent"}},
 		handled: []string{"agent", "trace-agent", "system-probe"}, action: agentpod.ActionInjected, value: `{"role":"kube_role"}`},
-	{file: "pod-labels-as-tags.yaml", daemonSet: "dd-datadog", deployment: "dd-datadog-cluster-agent",
+	{dir: "datadog-helm", file: "pod-labels-as-tags.yaml", daemonSet: "dd-datadog", deployments: []agentDeployment{{"dd-datadog-cluster-agent", "cluster-agent"}},
 		handled: []string{"agent", "trace-agent", "system-probe", "init-config"}, action: agentpod.ActionInjected,
 		value: `{"app":"kube_app","role":"kube_role","team":"team"}`},
-	{file: "role-already-mapped.yaml", daemonSet: "datadog", deployment: "datadog-cluster-agent",
+	{dir: "datadog-helm", file: "role-already-mapped.yaml", daemonSet: "datadog", deployments: []agentDeployment{{"datadog-cluster-agent", "cluster-agent"}},
 		handled: []string{"agent", "trace-agent", "process-agent", "system-probe", "security-agent", "init-config"}, action: agentpod.ActionPresent,
 		value: `{"role":"team_role"}`},
+	// The Operator sets the variable on Agent containers only, never on init containers.
+	{dir: "datadog-operator", file: "default.yaml", daemonSet: "datadog-agent", deployments: operatorDeployments,
+		handled: []string{"agent", "trace-agent", "system-probe"}, action: agentpod.ActionInjected, value: `{"role":"kube_role"}`},
+	{dir: "datadog-operator", file: "pod-labels-as-tags.yaml", daemonSet: "datadog-agent", deployments: operatorDeployments,
+		handled: []string{"agent", "trace-agent", "system-probe"}, action: agentpod.ActionInjected, value: `{"app":"kube_app","role":"kube_role"}`},
 }
+
+var operatorDeployments = []agentDeployment{{"datadog-cluster-agent", "cluster-agent"}, {"datadog-cluster-checks-runner", "agent"}}
 
 // podFrom builds the Pod a workload's controller would create from its
 // template: the template's labels and annotations, an owner reference to
@@ -134,11 +145,11 @@ func TestGolden(t *testing.T) {
 }
 
 // TestDatadogFixtures runs both rules on every document of the Datadog Helm
-// renders, and on the Pods their DaemonSet and Deployment would create.
+// and Operator renders, and on the Pods their DaemonSet and Deployments would create.
 func TestDatadogFixtures(t *testing.T) {
 	for _, fx := range fixtures {
-		t.Run(fx.file, func(t *testing.T) {
-			docs, err := objtest.Docs(filepath.Join(fixtureDir, fx.file))
+		t.Run(fx.dir+"/"+fx.file, func(t *testing.T) {
+			docs, err := objtest.Docs(filepath.Join(fixtureDir, fx.dir, fx.file))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -149,8 +160,12 @@ func TestDatadogFixtures(t *testing.T) {
 				DaemonSet *result `json:"mutateDaemonSet"`
 				Pod       *result `json:"mutatePodOfTemplate,omitempty"`
 			}
+			deployments := map[string]string{}
+			for _, d := range fx.deployments {
+				deployments[d.name] = d.container
+			}
 			var entries []entry
-			seenDS, seenDeploy := false, false
+			seen := map[string]bool{}
 			for _, d := range docs {
 				e := entry{Document: d.Index, Kind: d.Kind(), Name: d.Name()}
 				out, res := run(t, agentpod.MutateWorkload, d.Object, false)
@@ -158,22 +173,23 @@ func TestDatadogFixtures(t *testing.T) {
 				if pOut, pRes := run(t, agentpod.MutatePod, d.Object, true); !reflect.DeepEqual(pOut, d.Object) || pRes.Outcome != outcome.Skipped {
 					t.Errorf("document %d (%s %s): MutatePod on a non-Pod gave %s", d.Index, e.Kind, e.Name, pRes.Outcome)
 				}
+				container, isAgentDeployment := deployments[e.Name]
 				switch {
 				case e.Kind == "DaemonSet" && e.Name == fx.daemonSet:
-					seenDS = true
+					seen[e.Kind+"/"+e.Name] = true
 					checkFixtureWorkload(t, fx.handled, fx.action, fx.value, d.Object, out, res)
 					pod := podFrom(d)
 					pOut, pRes := run(t, agentpod.MutatePod, pod, true)
 					e.Pod = newResult(pod, pOut, pRes, true)
 					checkFixturePod(t, fx.handled, fx.action, fx.value, pod, pOut, pRes)
-				case e.Kind == "Deployment" && e.Name == fx.deployment:
-					// The Cluster Agent gets the same merge (kubernetes_state metrics).
-					seenDeploy = true
-					checkFixtureWorkload(t, clusterAgent, fx.action, fx.value, d.Object, out, res)
+				case e.Kind == "Deployment" && isAgentDeployment:
+					// The Cluster Agent and Checks Runners get the same merge (kubernetes_state metrics).
+					seen[e.Kind+"/"+e.Name] = true
+					checkFixtureWorkload(t, []string{container}, fx.action, fx.value, d.Object, out, res)
 					pod := podFrom(d)
 					pOut, pRes := run(t, agentpod.MutatePod, pod, true)
 					e.Pod = newResult(pod, pOut, pRes, false)
-					checkFixturePod(t, clusterAgent, fx.action, fx.value, pod, pOut, pRes)
+					checkFixturePod(t, []string{container}, fx.action, fx.value, pod, pOut, pRes)
 				default:
 					if e.DaemonSet.Changed || res.Outcome != outcome.Skipped {
 						t.Errorf("document %d (%s %s) was %s; only the Agent workloads may change", d.Index, e.Kind, e.Name, res.Outcome)
@@ -181,10 +197,10 @@ func TestDatadogFixtures(t *testing.T) {
 				}
 				entries = append(entries, e)
 			}
-			if !seenDS || !seenDeploy {
-				t.Fatalf("DaemonSet %s found: %v, Deployment %s found: %v", fx.daemonSet, seenDS, fx.deployment, seenDeploy)
+			if len(seen) != 1+len(fx.deployments) {
+				t.Fatalf("found %v; want DaemonSet %s and Deployments %v", seen, fx.daemonSet, fx.deployments)
 			}
-			golden := filepath.Join("testdata", "datadog-helm", strings.TrimSuffix(fx.file, ".yaml")+".golden.yaml")
+			golden := filepath.Join("testdata", fx.dir, strings.TrimSuffix(fx.file, ".yaml")+".golden.yaml")
 			msg, err := objtest.Golden(golden, entries, *update)
 			if err != nil {
 				t.Fatal(err)
@@ -212,9 +228,6 @@ func effective(spec any) map[string]string {
 	}
 	return vals
 }
-
-// clusterAgent is what the rule handles in the charts' Cluster Agent.
-var clusterAgent = []string{"cluster-agent"}
 
 func checkFixtureWorkload(t *testing.T, handled []string, action agentpod.Action, value string, in, out map[string]any, res agentpod.Result) {
 	t.Helper()
