@@ -3,8 +3,9 @@
 // nodes and the Argo Rollouts controller, with canary-tagger running as a
 // local process. After the seed's story, the shipped analysis templates
 // (manifests/analysis) judge canaries with the real controller's Datadog
-// provider, pointed at a stand-in of the Datadog API (issue 12). The test is
-// behind the e2e build tag:
+// provider, pointed at a stand-in of the Datadog API (issue 12), and the real
+// Datadog Operator builds Agents whose pods canary-tagger patches (issue 11).
+// The test is behind the e2e build tag:
 //
 //	make e2e    # hack/tools.sh e2e && cd test && go test -tags e2e -count=1 -v ./e2e/
 //
