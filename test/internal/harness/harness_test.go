@@ -24,7 +24,7 @@ go 1.26.10
 toolchain go1.27.3
 
 require (
-	github.com/argoproj/argo-rollouts-extra v9.9.9
+	github.com/argoproj/argo-rollouts-extra v1.99.0
 	github.com/argoproj/argo-rollouts v1.10.2
 )
 

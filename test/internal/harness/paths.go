@@ -9,7 +9,6 @@
 package harness
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -18,8 +17,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
+
+	"golang.org/x/mod/modfile"
 )
 
 // Module is the project's Go module path; RepoRoot looks for its go.mod.
@@ -59,18 +59,11 @@ func SeedRolloutPath(repo string) string {
 }
 
 func modulePath(gomod string) string {
-	f, err := os.Open(gomod)
+	data, err := os.ReadFile(gomod)
 	if err != nil {
 		return ""
 	}
-	defer f.Close()
-	s := bufio.NewScanner(f)
-	for s.Scan() {
-		if fields := strings.Fields(s.Text()); len(fields) == 2 && fields[0] == "module" {
-			return strings.Trim(fields[1], `"`)
-		}
-	}
-	return ""
+	return modfile.ModulePath(data)
 }
 
 // AssetsDir is the KUBEBUILDER_ASSETS folder: $KUBEBUILDER_ASSETS if set,
@@ -94,13 +87,6 @@ func AssetsDir(repo string) (string, error) {
 	return dir, nil
 }
 
-// requireRe finds `MODULE vX.Y.Z` in a go.mod, in a require line or block.
-func requireRe(module string) *regexp.Regexp {
-	return regexp.MustCompile(`(?m)^\s*(?:require\s+)?` + regexp.QuoteMeta(module) + `\s+(v\S+)`)
-}
-
-var toolchainRe = regexp.MustCompile(`(?m)^toolchain\s+(go\S+)`)
-
 // PinnedVersion returns the version of module required by the tools module
 // test/tools/<tools>/go.mod, and the Go toolchain it declares (may be empty).
 func PinnedVersion(repo, tools, module string) (version, toolchain string, err error) {
@@ -109,14 +95,19 @@ func PinnedVersion(repo, tools, module string) (version, toolchain string, err e
 	if err != nil {
 		return "", "", err
 	}
-	m := requireRe(module).FindSubmatch(data)
-	if m == nil {
-		return "", "", fmt.Errorf("%s does not require %s", gomod, module)
+	f, err := modfile.Parse(gomod, data, nil)
+	if err != nil {
+		return "", "", err
 	}
-	if t := toolchainRe.FindSubmatch(data); t != nil {
-		toolchain = string(t[1])
+	if f.Toolchain != nil {
+		toolchain = f.Toolchain.Name
 	}
-	return string(m[1]), toolchain, nil
+	for _, r := range f.Require {
+		if r.Mod.Path == module {
+			return r.Mod.Version, toolchain, nil
+		}
+	}
+	return "", "", fmt.Errorf("%s does not require %s", gomod, module)
 }
 
 // ModuleDir downloads (or finds in the module cache) module@version with
