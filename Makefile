@@ -119,7 +119,7 @@ tools: tools-e2e ## build every pinned tool into bin/
 tools-k8s: ## kube-apiserver, etcd, kubectl into bin/k8s (≈ 6 min cold on 2 cores)
 	bash hack/tools.sh k8s
 
-tools-e2e: ## + kube-controller-manager, kube-scheduler, kwok, Argo Rollouts (≈ 15 min cold)
+tools-e2e: ## + kube-controller-manager, kube-scheduler, kwok, Argo Rollouts, the Datadog Operator (≈ 20 min cold)
 	bash hack/tools.sh e2e
 
 clean:

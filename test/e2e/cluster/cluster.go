@@ -110,7 +110,7 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 	if m, err := MissingTools(); err != nil {
 		return nil, err
 	} else if len(m) > 0 {
-		return nil, fmt.Errorf("e2e tools not built: %s\nbuild them with `make tools` (hack/tools.sh e2e; ≈15 min on a cold 2-core machine, cached in bin/ afterwards)",
+		return nil, fmt.Errorf("e2e tools not built: %s\nbuild them with `make tools` (hack/tools.sh e2e; ≈20 min on a cold 2-core machine, cached in bin/ afterwards)",
 			strings.Join(m, ", "))
 	}
 	c.FixturesDir = filepath.Join(c.Repo, "test", "testdata", "datadog-helm")
