@@ -175,7 +175,7 @@ build_datadog_operator() {
   local v p=github.com/DataDog/datadog-operator/pkg/version
   v="$(mod_version datadog-operator github.com/DataDog/datadog-operator)"
   build datadog-operator "${BIN_E2E}" datadog-operator github.com/DataDog/datadog-operator \
-    github.com/DataDog/datadog-operator/cmd "3m" "-s -w -X ${p}.Version=${v#v}"
+    github.com/DataDog/datadog-operator/cmd "5m" "-s -w -X ${p}.Version=${v#v}"
 }
 
 # operator-render: the Operator's own reconcilers run against a fake client,
