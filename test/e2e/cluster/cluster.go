@@ -53,8 +53,10 @@ type Cluster struct {
 	Env     *harness.Env
 	CP      *controlplane.ControlPlane
 	Webhook *controlplane.Process
-	// DatadogOperator runs once StartDatadogOperator has been called.
-	DatadogOperator *controlplane.Process
+	// DatadogOperator runs once StartDatadogOperator has been called;
+	// DatadogOperatorMetricsURL is its controller-runtime /metrics.
+	DatadogOperator           *controlplane.Process
+	DatadogOperatorMetricsURL string
 	// WebhookMetricsURL is canary-tagger's /metrics.
 	WebhookMetricsURL string
 
@@ -304,6 +306,7 @@ func (c *Cluster) StartDatadogOperator(ctx context.Context) error {
 		return err
 	}
 	c.DatadogOperator = proc
+	c.DatadogOperatorMetricsURL = "http://127.0.0.1:" + strconv.Itoa(metrics) + "/metrics"
 	c.logf("datadog-operator: started with its CRDs (pid %d, log %s, %s)", proc.Pid(), proc.LogPath, since(start))
 	return nil
 }
@@ -375,6 +378,7 @@ func (c *Cluster) ScenarioEnv() scenario.Env {
 		CanaryTagger:        c.webhookBinary,
 
 		StartDatadogOperator: c.StartDatadogOperator,
+		OperatorMetricsURL:   func() string { return c.DatadogOperatorMetricsURL },
 		OperatorRendersDir:   filepath.Join(c.Repo, "test", "testdata", "datadog-operator"),
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -18,6 +19,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
+
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 // The Datadog Operator's part of the story (step 13).
@@ -147,6 +150,9 @@ func (s *Scenario) stepOperator(ctx context.Context, n Narrator) error {
 	if err != nil {
 		return err
 	}
+	if err := s.checkOperatorLeavesPods(ctx, n, st, before); err != nil {
+		return err
+	}
 
 	n.Say("A change to the DatadogAgent (DD_LOG_LEVEL=debug for every component): the Operator reconciles, updates its DaemonSet and Deployments, and they replace every pod")
 	if _, _, err := s.show(ctx, n, nil, "patch", "datadogagent", DatadogAgentName, "-n", OperatorNS, "--type=merge", "-p", operatorChange); err != nil {
@@ -178,6 +184,86 @@ func (s *Scenario) stepOperator(ctx context.Context, n Narrator) error {
 		}
 	}
 	n.Check("all %d pods are new, built from the changed templates (DD_LOG_LEVEL=debug), and still map app → kube_app and role → kube_role", len(after))
+	return nil
+}
+
+// reconcileMetric counts the Operator's reconciles of DatadogAgentInternals,
+// the objects it builds the workloads from (controller-runtime's counter).
+const reconcileMetric = "controller_runtime_reconcile_total"
+
+func (s *Scenario) operatorReconciles(ctx context.Context) (float64, error) {
+	m, err := harness.ScrapeMetrics(ctx, s.env.OperatorMetricsURL())
+	if err != nil {
+		return 0, err
+	}
+	if !m.Has(reconcileMetric) {
+		return 0, fmt.Errorf("the Operator's /metrics has no %s", reconcileMetric)
+	}
+	return m.Sum(reconcileMetric, map[string]string{"controller": "datadogagentinternal"}), nil
+}
+
+// checkOperatorLeavesPods: the Operator reconciles every DatadogAgentInternal
+// every 15 s. After two more reconciles (one begun and ended after the
+// patched pods were there), its workloads are at the same generation and
+// the same pods run, still mapped: the Operator does not fight the webhook.
+func (s *Scenario) checkOperatorLeavesPods(ctx context.Context, n Narrator, st operatorStatus, pods map[types.UID]corev1.Pod) error {
+	generations := func(ctx context.Context) (string, error) {
+		ds, err := s.cs.AppsV1().DaemonSets(OperatorNS).Get(ctx, st.DaemonSet, metav1GetOptions)
+		if err != nil {
+			return "", err
+		}
+		gens := fmt.Sprintf("DaemonSet %s generation %d", ds.Name, ds.Generation)
+		for _, name := range []string{st.ClusterAgent.Name, st.ChecksRunner.Name} {
+			d, err := s.cs.AppsV1().Deployments(OperatorNS).Get(ctx, name, metav1GetOptions)
+			if err != nil {
+				return "", err
+			}
+			gens += fmt.Sprintf(", Deployment %s generation %d", d.Name, d.Generation)
+		}
+		return gens, nil
+	}
+	gensBefore, err := generations(ctx)
+	if err != nil {
+		return err
+	}
+	base, err := s.operatorReconciles(ctx)
+	if err != nil {
+		return err
+	}
+	start := time.Now()
+	err = s.waitFor(ctx, "two more reconciles of the DatadogAgentInternal by the Operator", func(ctx context.Context) (bool, string, error) {
+		now, err := s.operatorReconciles(ctx)
+		return now >= base+2, fmt.Sprintf("%s: %v, then %v", reconcileMetric, base, now), err
+	})
+	if err != nil {
+		return err
+	}
+	gensAfter, err := generations(ctx)
+	if err != nil {
+		return err
+	}
+	if gensAfter != gensBefore {
+		return fmt.Errorf("the Operator changed its workloads without a change to the DatadogAgent: %s, then %s", gensBefore, gensAfter)
+	}
+	after, err := s.podUIDs(ctx)
+	if err != nil {
+		return err
+	}
+	if len(after) != len(pods) {
+		return fmt.Errorf("%d pods before the Operator's reconciles, %d after", len(pods), len(after))
+	}
+	for uid, p := range after {
+		if _, ok := pods[uid]; !ok {
+			return fmt.Errorf("pod %s/%s is new after the Operator's reconciles: it replaced a patched pod", OperatorNS, p.Name)
+		}
+		for _, c := range p.Spec.Containers {
+			if v, ok := effectiveEnv(c, AgentEnv); ok && v != operatorWant {
+				return fmt.Errorf("pod %s/%s container %s: %s = %q after the Operator's reconciles, want %q", OperatorNS, p.Name, c.Name, AgentEnv, v, operatorWant)
+			}
+		}
+	}
+	n.Check("the Operator reconciled again (%s counted 2 more in %s): %s, unchanged; the same %d pods, still mapping role → kube_role",
+		reconcileMetric, time.Since(start).Round(100*time.Millisecond), gensAfter, len(after))
 	return nil
 }
 

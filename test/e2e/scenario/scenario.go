@@ -29,8 +29,9 @@
 //     role=stable, the error-ratio template as prePromotionAnalysis.
 //  13. The Datadog Operator, built from its module, builds node Agents and a
 //     Cluster Agent from a DatadogAgent with podLabelsAsTags {app: kube_app}:
-//     their pods map app → kube_app and role → kube_role; a change to the
-//     DatadogAgent makes the Operator roll them, and the new pods do too.
+//     their pods map app → kube_app and role → kube_role; two more reconciles
+//     by the Operator change nothing; a change to the DatadogAgent makes it
+//     roll them, and the new pods map both too.
 //  14. `canary-tagger doctor` on the cluster: the webhook healthy, every
 //     Rollout and agent pod covered, no pod left canary: exit 0.
 package scenario
@@ -107,6 +108,8 @@ type Env struct {
 	// the Operator's workloads must match.
 	StartDatadogOperator func(ctx context.Context) error
 	OperatorRendersDir   string
+	// OperatorMetricsURL is the running Operator's /metrics (its reconcile counts).
+	OperatorMetricsURL func() string
 	// CanaryTagger is the canary-tagger binary, whose doctor ends the story (step 14).
 	CanaryTagger string
 }
