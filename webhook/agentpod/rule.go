@@ -360,7 +360,7 @@ func mutateContainer(c map[string]any, init bool, volumes map[string]string, opt
 
 	if last < 0 {
 		if mount := configMount(c, volumes); mount != "" {
-			return skipped(ReasonConfigFile, fmt.Sprintf("%s; add %q: %q to kubernetes_pod_labels_as_tags there, or set %s", mount, opts.LabelKey, opts.TagName, EnvName))
+			return skipped(ReasonConfigFile, fmt.Sprintf("%s; add %q: %q to kubernetes_pod_labels_as_tags there, or set %s to that whole map", mount, opts.LabelKey, opts.TagName, EnvName))
 		}
 		switch ef, k := obj.Lookup(c, "envFrom"); k {
 		case obj.Map, obj.Other:

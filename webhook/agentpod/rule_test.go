@@ -94,7 +94,7 @@ func volumeName(volume string) string {
 // configSkipped is the agent container's status when mount carries a config.
 func configSkipped(mount string) string {
 	return "agent: skipped: " + string(agentpod.ReasonConfigFile) + " (" + mount +
-		`; add "role": "kube_role" to kubernetes_pod_labels_as_tags there, or set DD_KUBERNETES_POD_LABELS_AS_TAGS)`
+		`; add "role": "kube_role" to kubernetes_pod_labels_as_tags there, or set DD_KUBERNETES_POD_LABELS_AS_TAGS to that whole map)`
 }
 
 // quote makes a YAML (JSON) double-quoted scalar.
@@ -304,8 +304,8 @@ var podCases = []tcase{
 	// contract 3.5: the status annotation.
 	// contract 3.3: never hide a mapping the Agent would read elsewhere.
 	{name: "3.3 datadog.yaml from a ConfigMap, no variable: left alone", in: agentPod(withConfigMap(`mountPath: /etc/datadog-agent/datadog.yaml, subPath: datadog.yaml`, ``)),
-		outcome: outcome.Skipped, status: "agent: skipped: " + string(agentpod.ReasonConfigFile) + ` (configMap volume "custom-config" at /etc/datadog-agent/datadog.yaml; add "role": "kube_role" to kubernetes_pod_labels_as_tags there, or set DD_KUBERNETES_POD_LABELS_AS_TAGS)`,
-		want: podWithStatus("agent: skipped: "+string(agentpod.ReasonConfigFile)+` (configMap volume "custom-config" at /etc/datadog-agent/datadog.yaml; add "role": "kube_role" to kubernetes_pod_labels_as_tags there, or set DD_KUBERNETES_POD_LABELS_AS_TAGS)`,
+		outcome: outcome.Skipped, status: "agent: skipped: " + string(agentpod.ReasonConfigFile) + ` (configMap volume "custom-config" at /etc/datadog-agent/datadog.yaml; add "role": "kube_role" to kubernetes_pod_labels_as_tags there, or set DD_KUBERNETES_POD_LABELS_AS_TAGS to that whole map)`,
+		want: podWithStatus("agent: skipped: "+string(agentpod.ReasonConfigFile)+` (configMap volume "custom-config" at /etc/datadog-agent/datadog.yaml; add "role": "kube_role" to kubernetes_pod_labels_as_tags there, or set DD_KUBERNETES_POD_LABELS_AS_TAGS to that whole map)`,
 			withConfigMap(`mountPath: /etc/datadog-agent/datadog.yaml, subPath: datadog.yaml`, ``))},
 	{name: "3.3 config directory from a Secret, no variable: left alone", in: agentPod(withVolume(`{name: custom-config, secret: {secretName: s}}`, `mountPath: /etc/datadog-agent/`, ``)),
 		outcome: outcome.Skipped, status: configSkipped(`secret volume "custom-config" at /etc/datadog-agent`),
