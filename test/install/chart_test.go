@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"helm.sh/helm/v3/pkg/lint/support"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	appsv1 "k8s.io/api/apps/v1"
@@ -252,7 +253,7 @@ func TestManifestsAreChartRenders(t *testing.T) {
 			continue
 		}
 		if !bytes.Equal(got, b) {
-			t.Errorf("%s is not the chart's render: run `make manifests`\n%s", p, firstDifference(string(b), string(got)))
+			t.Errorf("%s is not the chart's render: run `make manifests` (-chart +on disk)\n%s", p, cmp.Diff(string(b), string(got)))
 		}
 	}
 	for d := range dirs {
@@ -273,24 +274,6 @@ func TestManifestsAreChartRenders(t *testing.T) {
 			t.Errorf("%s exists: the chart is the only source of the install's objects", old)
 		}
 	}
-}
-
-// firstDifference shows the first line where want and got differ.
-func firstDifference(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < max(len(wl), len(gl)); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			return fmt.Sprintf("line %d:\n  chart:   %q\n  on disk: %q", i+1, w, g)
-		}
-	}
-	return ""
 }
 
 // customSettings are contract 1 settings other than the defaults, and an

@@ -11,10 +11,10 @@ import (
 	"os"
 	"regexp"
 	"strconv"
-	"strings"
 
 	jsonpatch5 "github.com/evanphx/json-patch/v5"
 	"github.com/go-openapi/jsonpointer"
+	"github.com/google/go-cmp/cmp"
 	"gomodules.xyz/jsonpatch/v2"
 	"sigs.k8s.io/yaml"
 
@@ -172,26 +172,9 @@ func Golden(path string, got any, update bool) (string, error) {
 		return "", fmt.Errorf("%v (run the test with -update to create it)", err)
 	}
 	if !bytes.Equal(want, b) {
-		return fmt.Sprintf("%s differs from the rule's output (run with -update to accept, then review the diff):\n%s", path, firstDiff(string(want), string(b))), nil
+		return fmt.Sprintf("%s differs from the rule's output (run with -update to accept, then review the diff; -want +got):\n%s", path, cmp.Diff(string(want), string(b))), nil
 	}
 	return "", nil
-}
-
-func firstDiff(want, got string) string {
-	wl, gl := strings.Split(want, "\n"), strings.Split(got, "\n")
-	for i := 0; i < len(wl) || i < len(gl); i++ {
-		var w, g string
-		if i < len(wl) {
-			w = wl[i]
-		}
-		if i < len(gl) {
-			g = gl[i]
-		}
-		if w != g {
-			return fmt.Sprintf("line %d:\n  want: %s\n  got:  %s", i+1, w, g)
-		}
-	}
-	return "(no line differs)"
 }
 
 // Apply applies JSON Patch operations to a copy of in, with the library the
