@@ -43,21 +43,6 @@ func CanaryTaggerBinary(repo string) (string, error) {
 	return bin, nil
 }
 
-// BuildCanaryTagger builds canary-tagger into dir with the flags of `make
-// build` (for tests that must not depend on bin/ being fresh).
-func BuildCanaryTagger(ctx context.Context, repo, dir string) (string, error) {
-	out := filepath.Join(dir, "canary-tagger")
-	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/canary-tagger")
-	cmd.Dir = repo
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
-	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/canary-tagger: %v\n%s", err, buf.String())
-	}
-	return out, nil
-}
-
 // Server is a webhook server process on loopback.
 type Server struct {
 	Name string

@@ -51,7 +51,8 @@ func setup(t *testing.T) {
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 		defer cancel()
-		binary, buildErr = bench.BuildCanaryTagger(ctx, repo, binDir)
+		binary = filepath.Join(binDir, "canary-tagger")
+		buildErr = harness.BuildCanaryTagger(ctx, repo, binary)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)

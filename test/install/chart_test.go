@@ -605,7 +605,8 @@ func canaryTaggerBinary(t *testing.T) string {
 			binaryErr = err
 			return
 		}
-		binaryPath, binaryErr = harness.BuildCanaryTagger(context.Background(), env.Repo, dir)
+		binaryPath = filepath.Join(dir, "canary-tagger")
+		binaryErr = harness.BuildCanaryTagger(context.Background(), env.Repo, binaryPath)
 	})
 	if binaryErr != nil {
 		t.Fatal(binaryErr)

@@ -37,10 +37,8 @@ func TestSelfManagedServeBinary(t *testing.T) {
 	}
 	dir := t.TempDir()
 	bin := filepath.Join(dir, "canary-tagger")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/canary-tagger")
-	build.Dir = env.Repo
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	if err := harness.BuildCanaryTagger(ctx, env.Repo, bin); err != nil {
+		t.Fatal(err)
 	}
 
 	// A kubeconfig acting as system:serviceaccount:<ns>:<sa>.

@@ -77,11 +77,7 @@ func doctorBinary(t *testing.T) string {
 			return
 		}
 		doctorBin = filepath.Join(dir, "canary-tagger")
-		cmd := exec.Command("go", "build", "-o", doctorBin, "./cmd/canary-tagger")
-		cmd.Dir = env.Repo
-		if out, err := cmd.CombinedOutput(); err != nil {
-			doctorErr = fmt.Errorf("go build ./cmd/canary-tagger: %v\n%s", err, out)
-		}
+		doctorErr = harness.BuildCanaryTagger(context.Background(), env.Repo, doctorBin)
 	})
 	if doctorErr != nil {
 		t.Fatal(doctorErr)

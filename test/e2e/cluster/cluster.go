@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -133,10 +132,8 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 		binary = filepath.Join(c.Repo, "bin", "canary-tagger")
 	}
 	start := time.Now()
-	build := exec.CommandContext(ctx, "go", "build", "-o", binary, "./cmd/canary-tagger")
-	build.Dir = c.Repo
-	if out, err := build.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("go build ./cmd/canary-tagger: %w\n%s", err, out)
+	if err := harness.BuildCanaryTagger(ctx, c.Repo, binary); err != nil {
+		return nil, err
 	}
 	c.logf("canary-tagger: built %s (%s)", rel(c.Repo, binary), since(start))
 

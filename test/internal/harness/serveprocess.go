@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"time"
@@ -15,16 +14,17 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 )
 
-// BuildCanaryTagger builds ./cmd/canary-tagger of the repository into
-// dir/canary-tagger and returns its path.
-func BuildCanaryTagger(ctx context.Context, repo, dir string) (string, error) {
-	bin := filepath.Join(dir, "canary-tagger")
-	cmd := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/canary-tagger")
+// BuildCanaryTagger builds ./cmd/canary-tagger of the repository into out
+// as `make build` does (static, -trimpath, -s -w): the tests run the binary
+// that ships.
+func BuildCanaryTagger(ctx context.Context, repo, out string) error {
+	cmd := exec.CommandContext(ctx, "go", "build", "-trimpath", "-ldflags", "-s -w", "-o", out, "./cmd/canary-tagger")
 	cmd.Dir = repo
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build ./cmd/canary-tagger: %v\n%s", err, out)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build ./cmd/canary-tagger: %v\n%s", err, b)
 	}
-	return bin, nil
+	return nil
 }
 
 // WriteServiceAccountKubeconfig writes to path a copy of the Env's admin
