@@ -13,7 +13,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"path"
 	"slices"
 	"strconv"
@@ -23,6 +22,7 @@ import (
 	"github.com/go-openapi/jsonpointer"
 	"gomodules.xyz/jsonpatch/v2"
 	"k8s.io/apimachinery/pkg/labels"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
@@ -522,43 +522,33 @@ func mapped(m map[string]string, key string) (string, bool) {
 var errDuplicate = errors.New("duplicate key")
 
 // parseMapping reads a JSON object whose values are all strings. It refuses
-// duplicate keys (rewriting would silently drop one) and invalid UTF-8
-// (encoding/json would replace it, changing a value we must keep exactly).
+// duplicate keys (rewriting would silently drop one; sigs.k8s.io/json reports
+// them) and invalid UTF-8 (encoding/json would replace it, changing a value
+// we must keep exactly).
 func parseMapping(raw string) (map[string]string, error) {
-	m := map[string]string{}
 	if raw == "" {
-		return m, nil
+		return map[string]string{}, nil
 	}
 	if !utf8.ValidString(raw) {
 		return nil, errors.New("invalid UTF-8")
 	}
-	dec := json.NewDecoder(strings.NewReader(raw))
-	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+	// *string: a null value decodes to nil, not to "".
+	var values map[string]*string
+	duplicates, err := kjson.UnmarshalStrict([]byte(raw), &values, kjson.DisallowDuplicateFields)
+	switch {
+	case err != nil:
+		return nil, err
+	case values == nil: // null
 		return nil, errors.New("not an object")
+	case len(duplicates) > 0:
+		return nil, errDuplicate
 	}
-	for dec.More() {
-		key, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		value, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		s, ok := value.(string)
-		if !ok {
+	m := make(map[string]string, len(values))
+	for k, v := range values {
+		if v == nil {
 			return nil, errors.New("value is not a string")
 		}
-		if _, dup := m[key.(string)]; dup {
-			return nil, errDuplicate
-		}
-		m[key.(string)] = s
-	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return nil, err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("unexpected data after the object")
+		m[k] = *v
 	}
 	return m, nil
 }
