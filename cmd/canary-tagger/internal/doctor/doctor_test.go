@@ -2,8 +2,12 @@ package doctor
 
 import (
 	"bytes"
+	"crypto/x509"
 	"strings"
 	"testing"
+
+	admissionv1 "k8s.io/api/admissionregistration/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 func TestParseVersion(t *testing.T) {
@@ -72,9 +76,24 @@ func TestExitCodeAndVerdict(t *testing.T) {
 }
 
 func TestCAPool(t *testing.T) {
-	for in, want := range map[string]string{"": "is empty", "  \n": "is empty", "not pem": "holds no PEM certificate"} {
-		if pool, msg := caPool([]byte(in)); pool != nil || msg != want {
+	for in, want := range map[string]string{"": "is empty", "  \n": "is empty", "not pem": "holds no usable PEM certificate: "} {
+		if pool, msg := caPool([]byte(in)); pool != nil || !strings.HasPrefix(msg, want) {
 			t.Errorf("caPool(%q) = %v, %q; want nil, %q", in, pool, msg, want)
 		}
+	}
+}
+
+// A serving Secret whose tls.crt holds no certificate: the webhook has
+// nothing to serve, an action with the caBundle's fix.
+func TestVerifyServingWithoutCertificate(t *testing.T) {
+	d := &doctor{rep: &Report{}}
+	sec := &corev1.Secret{Data: map[string][]byte{corev1.TLSCertKey: []byte("not pem")}}
+	ref := &admissionv1.ServiceReference{Namespace: "canary-tagger", Name: "canary-tagger"}
+	d.verifyServing("mwc", "secret/canary-tagger/tls", sec, ref, x509.NewCertPool(), &admissionv1.MutatingWebhookConfiguration{})
+	if len(d.rep.Findings) != 1 {
+		t.Fatalf("findings %+v, want one", d.rep.Findings)
+	}
+	if f := d.rep.Findings[0]; f.Status != Action || f.Object != "secret/canary-tagger/tls" || !strings.Contains(f.Message, "no usable certificate in tls.crt") {
+		t.Errorf("finding %+v, want an action on the Secret naming its tls.crt", f)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
@@ -17,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/util/cert"
 )
 
 // The Secrets the chart (and the manifests rendered from it) keep the
@@ -160,27 +160,13 @@ func caPool(bundle []byte) (*x509.CertPool, string) {
 	if len(strings.TrimSpace(string(bundle))) == 0 {
 		return nil, "is empty"
 	}
-	pool := x509.NewCertPool()
-	n := 0
-	rest := bundle
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, "holds a certificate that does not parse: " + err.Error()
-		}
-		pool.AddCert(c)
-		n++
+	certs, err := cert.ParseCertsPEM(bundle)
+	if err != nil {
+		return nil, "holds no usable PEM certificate: " + err.Error()
 	}
-	if n == 0 {
-		return nil, "holds no PEM certificate"
+	pool := x509.NewCertPool()
+	for _, c := range certs {
+		pool.AddCert(c)
 	}
 	return pool, ""
 }
@@ -322,20 +308,9 @@ func (d *doctor) checkServingSecret(ctx context.Context, mwc *admissionv1.Mutati
 }
 
 func (d *doctor) verifyServing(obj, secObj string, sec *corev1.Secret, ref *admissionv1.ServiceReference, pool *x509.CertPool, mwc *admissionv1.MutatingWebhookConfiguration) {
-	var chain []*x509.Certificate
-	rest := sec.Data[corev1.TLSCertKey]
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if c, err := x509.ParseCertificate(b.Bytes); err == nil && b.Type == "CERTIFICATE" {
-			chain = append(chain, c)
-		}
-	}
-	if len(chain) == 0 {
-		d.add(Finding{Check: CheckWebhook, Status: Action, Object: secObj, Message: "holds no certificate in " + corev1.TLSCertKey + ": the webhook has nothing to serve", Fix: caBundleFix(mwc)})
+	chain, err := cert.ParseCertsPEM(sec.Data[corev1.TLSCertKey])
+	if err != nil {
+		d.add(Finding{Check: CheckWebhook, Status: Action, Object: secObj, Message: "holds no usable certificate in " + corev1.TLSCertKey + " (" + err.Error() + "): the webhook has nothing to serve", Fix: caBundleFix(mwc)})
 		return
 	}
 	inter := x509.NewCertPool()
@@ -343,7 +318,7 @@ func (d *doctor) verifyServing(obj, secObj string, sec *corev1.Secret, ref *admi
 		inter.AddCert(c)
 	}
 	dnsName := ref.Name + "." + ref.Namespace + ".svc"
-	_, err := chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: dnsName, CurrentTime: d.opts.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
+	_, err = chain[0].Verify(x509.VerifyOptions{Roots: pool, Intermediates: inter, DNSName: dnsName, CurrentTime: d.opts.Now(), KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	if err != nil {
 		d.add(Finding{Check: CheckWebhook, Status: Action, Object: obj,
 			Message: fmt.Sprintf("caBundle does not trust the serving certificate in %s for %s: %v; the apiserver's calls fail and objects are admitted unlabelled", secObj, dnsName, err),
