@@ -8,10 +8,10 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"reflect"
 	"strings"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -347,8 +347,8 @@ func (s *Scenario) matchOperatorRender(ctx context.Context, n Narrator, st opera
 			if got[i].Name != exp[i].Name {
 				return fmt.Errorf("%s container %d is %s, the render's %s: run make operator-renders", key, i, got[i].Name, exp[i].Name)
 			}
-			if d := envDiff(got[i].Env, withAPIDefaults(exp[i].Env)); d != "" {
-				return fmt.Errorf("%s container %s: env differs from the render's: %s; run make operator-renders", key, got[i].Name, d)
+			if d := cmp.Diff(withAPIDefaults(exp[i].Env), got[i].Env); d != "" {
+				return fmt.Errorf("%s container %s: env differs from the render's (-render +built): %s\nrun make operator-renders", key, got[i].Name, d)
 			}
 			names = append(names, key+"/"+got[i].Name)
 		}
@@ -368,21 +368,6 @@ func withAPIDefaults(env []corev1.EnvVar) []corev1.EnvVar {
 		}
 	}
 	return out
-}
-
-// envDiff names the first entry where got and want differ ("" if none).
-func envDiff(got, want []corev1.EnvVar) string {
-	for i := 0; i < len(got) || i < len(want); i++ {
-		switch {
-		case i >= len(got):
-			return fmt.Sprintf("missing %s", want[i].Name)
-		case i >= len(want):
-			return fmt.Sprintf("extra %s", got[i].Name)
-		case !reflect.DeepEqual(got[i], want[i]):
-			return fmt.Sprintf("entry %d is %s, the render has %s", i, got[i].String(), want[i].String())
-		}
-	}
-	return ""
 }
 
 // podUIDs returns the live pods of the Operator's namespace by UID.
