@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
@@ -347,7 +348,7 @@ func (s *Scenario) matchOperatorRender(ctx context.Context, n Narrator, st opera
 			if got[i].Name != exp[i].Name {
 				return fmt.Errorf("%s container %d is %s, the render's %s: run make operator-renders", key, i, got[i].Name, exp[i].Name)
 			}
-			if d := cmp.Diff(withAPIDefaults(exp[i].Env), got[i].Env); d != "" {
+			if d := cmp.Diff(withAPIDefaults(exp[i].Env), got[i].Env, quantities); d != "" {
 				return fmt.Errorf("%s container %s: env differs from the render's (-render +built): %s\nrun make operator-renders", key, got[i].Name, d)
 			}
 			names = append(names, key+"/"+got[i].Name)
@@ -356,6 +357,10 @@ func (s *Scenario) matchOperatorRender(ctx context.Context, n Narrator, st opera
 	n.Check("the Operator built what its offline render in test/testdata/datadog-operator says, container by container, env entry by env entry (%d containers)", len(names))
 	return nil
 }
+
+// quantities lets cmp compare resource.Quantity (a resourceFieldRef's
+// divisor), whose fields are unexported, by value.
+var quantities = cmp.Comparer(func(a, b resource.Quantity) bool { return a.Cmp(b) == 0 })
 
 // withAPIDefaults is env as the apiserver stores it: a fieldRef without
 // apiVersion gets v1.
