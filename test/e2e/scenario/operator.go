@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -348,7 +349,7 @@ func (s *Scenario) matchOperatorRender(ctx context.Context, n Narrator, st opera
 			if got[i].Name != exp[i].Name {
 				return fmt.Errorf("%s container %d is %s, the render's %s: run make operator-renders", key, i, got[i].Name, exp[i].Name)
 			}
-			if d := cmp.Diff(withAPIDefaults(exp[i].Env), got[i].Env, quantities); d != "" {
+			if d := cmp.Diff(withAPIDefaults(exp[i].Env), got[i].Env, quantities, cmpopts.EquateEmpty()); d != "" {
 				return fmt.Errorf("%s container %s: env differs from the render's (-render +built): %s\nrun make operator-renders", key, got[i].Name, d)
 			}
 			names = append(names, key+"/"+got[i].Name)
