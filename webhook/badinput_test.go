@@ -8,26 +8,18 @@ package webhook
 
 import (
 	"bytes"
-	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	admissionv1 "k8s.io/api/admission/v1"
-
-	"github.com/canary-tagger/canary-tagger/certs"
 )
 
 // badInputWant is the expected outcome of a bad input.
@@ -53,58 +45,6 @@ type httpBadInput struct {
 	want        badInputWant
 	// check inspects the answer further (the patched object for wantPatched).
 	check func(t *testing.T, res reviewAnswer, patched map[string]any)
-}
-
-// runTLSServer starts Run on loopback with a throw-away certificate and
-// returns its base URL and a client trusting it.
-func runTLSServer(t *testing.T) (string, *http.Client) {
-	t.Helper()
-	dir := t.TempDir()
-	caPEM, err := certs.WriteSelfSigned(dir, []string{"127.0.0.1"}, time.Hour)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() {
-		done <- Run(ctx, Options{Rules: testRules(t), Host: "127.0.0.1", Port: port, CertDir: dir,
-			CertName: "tls.crt", KeyName: "tls.key", MetricsAddr: "0", HealthAddr: "0", Logger: logr.Discard()})
-	}()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-done:
-		case <-time.After(30 * time.Second):
-			t.Error("Run did not return within 30 s of cancel")
-		}
-	})
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(caPEM)
-	c := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}}}
-	t.Cleanup(c.CloseIdleConnections)
-	url := "https://127.0.0.1:" + strconv.Itoa(port)
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		conn, err := tls.Dial("tcp", "127.0.0.1:"+strconv.Itoa(port), &tls.Config{RootCAs: pool})
-		if err == nil {
-			conn.Close()
-			return url, c
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("server not serving TLS within 30 s: %v", err)
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("Run returned: %v", err)
-		case <-time.After(20 * time.Millisecond): // poll interval
-		}
-	}
 }
 
 func sendOverTLS(t *testing.T, c *http.Client, method, url, contentType string, body []byte) reviewAnswer {
@@ -443,7 +383,11 @@ func annotationsFit(t *testing.T, _ reviewAnswer, patched map[string]any) {
 
 // TestBadInputHTTP runs the catalogue through Run over TLS on loopback.
 func TestBadInputHTTP(t *testing.T) {
-	url, c := runTLSServer(t)
+	o := testOptions(t, "http://127.0.0.1:1")
+	o.CheckWorkloadRef = false
+	s := startServer(t, o)
+	s.waitReady(t)
+	url, c := s.webhook, s.client
 	for _, tc := range httpBadInputs() {
 		t.Run(tc.name, func(t *testing.T) {
 			path, method, ct := tc.path, tc.method, tc.contentType

@@ -23,6 +23,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	"github.com/canary-tagger/canary-tagger/certs"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // testServer is a Run in progress, over real HTTPS on loopback.
@@ -48,9 +49,10 @@ func startServer(t *testing.T, o Options) *testServer {
 	pool.AppendCertsFromPEM(caPEM)
 	s.client = &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
 
-	o.Host, o.Port, o.CertDir = "127.0.0.1", freePort(t), s.certDir
-	o.HealthAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
-	o.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	ports := freePorts(t, 3)
+	o.Host, o.Port, o.CertDir = "127.0.0.1", ports[0], s.certDir
+	o.HealthAddr = fmt.Sprintf("127.0.0.1:%d", ports[1])
+	o.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[2])
 	s.addr = net.JoinHostPort(o.Host, strconv.Itoa(o.Port))
 	s.webhook, s.health, s.metrics = "https://"+s.addr, "http://"+o.HealthAddr, "http://"+o.MetricsAddr
 
@@ -376,7 +378,7 @@ func TestServerGracefulShutdown(t *testing.T) {
 
 func TestRunRefusesMissingCertificate(t *testing.T) {
 	o := testOptions(t, "http://127.0.0.1:1")
-	o.Port, o.CertDir = freePort(t), filepath.Join(t.TempDir(), "none")
+	o.Port, o.CertDir = freePorts(t, 1)[0], filepath.Join(t.TempDir(), "none")
 	o.MetricsAddr, o.HealthAddr = "0", "0"
 	err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "tls.crt") {
@@ -403,6 +405,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 		}
 		select {
 		case err := <-failed:
+			failed <- err // for the cleanup, which waits for Run to return
 			t.Fatalf("Run returned while waiting for %s: %v", what, err)
 		case <-tick.C:
 		}
@@ -480,12 +483,11 @@ func pathOf(golden string) string {
 	return RolloutPath
 }
 
-func freePort(t *testing.T) int {
+func freePorts(t *testing.T, n int) []int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := webhooktest.FreePorts(n)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return ports
 }

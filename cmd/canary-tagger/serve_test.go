@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"path/filepath"
 	"strings"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/certs"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 func TestServeRefusesBadFlags(t *testing.T) {
@@ -112,10 +112,9 @@ func TestServeFailsWithoutCertificate(t *testing.T) {
 
 func freePort(t *testing.T) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	port, err := webhooktest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return port
 }

@@ -41,6 +41,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook"
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // selfManagedInstall is the self-managed install of manifests/self-managed in envtest: its
@@ -83,7 +84,7 @@ func setupSelfManaged(t *testing.T) *selfManagedInstall {
 		t.Fatalf("--service-namespace=%s, namespace %s", got, s.namespace)
 	}
 	var err error
-	if s.port, err = freePort(); err != nil {
+	if s.port, err = webhooktest.FreePort(); err != nil {
 		t.Fatal(err)
 	}
 	if s.rules, err = (config.Flags{
@@ -176,15 +177,6 @@ func (s *selfManagedInstall) deleteState(t *testing.T) {
 			return apierrors.IsNotFound(err), err
 		})
 	}
-}
-
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 // instance is one replica: the self-managed TLS and the webhook server
@@ -537,7 +529,7 @@ func TestSelfManagedTwoReplicasStartTogether(t *testing.T) {
 		t.Run(fmt.Sprintf("round-%d", round), func(t *testing.T) {
 			ctx := t.Context()
 			s := setupSelfManaged(t)
-			portB, err := freePort()
+			portB, err := webhooktest.FreePort()
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -632,7 +624,7 @@ func TestSelfManagedRotationDropsNothing(t *testing.T) {
 	const lifetime = 24 * time.Second
 	ctx := t.Context()
 	s := setupSelfManaged(t)
-	portB, err := freePort()
+	portB, err := webhooktest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // TestSelfManagedServeBinary runs the real binary as the self-managed
@@ -57,11 +58,11 @@ func TestSelfManagedServeBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	health, err := freePort()
+	health, err := webhooktest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}
-	metrics, err := freePort()
+	metrics, err := webhooktest.FreePort()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -26,6 +25,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // Options says where the binaries are and how to reach the apiserver.
@@ -338,12 +339,5 @@ func (cp *ControlPlane) waitArgoCRDs(ctx context.Context) error {
 	return nil
 }
 
-// FreePort returns a TCP port that was free on 127.0.0.1 a moment ago.
-func FreePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
+// FreePort returns a TCP port that is free on 127.0.0.1 now.
+func FreePort() (int, error) { return webhooktest.FreePort() }

@@ -20,6 +20,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/certs"
 	"github.com/canary-tagger/canary-tagger/webhook"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // WebhookServer is canary-tagger's webhook server (webhook.Run, the code
@@ -221,22 +222,5 @@ func (s *WebhookServer) Stop(ctx context.Context) error {
 	return err
 }
 
-// FreePorts returns n distinct free TCP ports on 127.0.0.1.
-func FreePorts(n int) ([]int, error) {
-	var ls []net.Listener
-	defer func() {
-		for _, l := range ls {
-			l.Close()
-		}
-	}()
-	var ports []int
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		ls = append(ls, l)
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
-}
+// FreePorts returns n distinct TCP ports that are free on 127.0.0.1 now.
+func FreePorts(n int) ([]int, error) { return webhooktest.FreePorts(n) }
