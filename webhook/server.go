@@ -8,15 +8,16 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	"sigs.k8s.io/controller-runtime/pkg/metrics"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	crwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
@@ -63,7 +64,8 @@ type Options struct {
 
 	// ReadyChecks must all pass, besides serving TLS, for /readyz to be ok
 	// (e.g. self-managed TLS: the caBundle trusts the served certificate).
-	ReadyChecks []healthz.Checker
+	// /readyz/<name> answers one check with its error.
+	ReadyChecks map[string]healthz.Checker
 
 	// TLSOpts are applied after canary-tagger's own TLS settings (TLS >= 1.2,
 	// ALPN), e.g. to serve a self-managed certificate with GetCertificate.
@@ -121,33 +123,29 @@ func Run(ctx context.Context, o Options) error {
 	for path, wh := range newWebhooks(o) {
 		ws.Register(path, wh)
 	}
-
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-
-	var aux auxServers
-	defer aux.shutdown()
-	if err := aux.start(o.HealthAddr, healthMux(append([]healthz.Checker{ws.StartedChecker()}, o.ReadyChecks...))); err != nil {
-		return fmt.Errorf("health probes on %s: %w", o.HealthAddr, err)
+	metrics, err := metricsserver.NewServer(metricsserver.Options{BindAddress: o.MetricsAddr}, nil, nil)
+	if err != nil {
+		return err
 	}
-	if err := aux.start(o.MetricsAddr, metricsMux()); err != nil {
-		return fmt.Errorf("metrics on %s: %w", o.MetricsAddr, err)
+	health, err := healthServer(o.HealthAddr, ws.StartedChecker(), o.ReadyChecks)
+	if err != nil {
+		return fmt.Errorf("health probes on %s: %w", o.HealthAddr, err)
 	}
 	o.Logger.Info("serving", "webhookPort", o.Port, "health", o.HealthAddr, "metrics", o.MetricsAddr,
 		"http2", o.EnableHTTP2, "checkWorkloadRef", o.CheckWorkloadRef)
 
-	// controller-runtime's Start shuts its server down gracefully when ctx is
-	// done and returns only once in-flight requests are answered.
-	done := make(chan error, 1)
-	go func() { done <- ws.Start(ctx) }()
-	select {
-	case err := <-done:
-		return err
-	case err := <-aux.failed():
-		cancel()
-		<-done
-		return err
+	// Each server shuts down gracefully when ctx is done, or when another
+	// fails; controller-runtime's webhook server returns only once in-flight
+	// reviews are answered.
+	servers, ctx := errgroup.WithContext(ctx)
+	servers.Go(func() error { return ws.Start(ctx) })
+	if health != nil {
+		servers.Go(func() error { return health.Start(ctx) })
 	}
+	if metrics != nil {
+		servers.Go(func() error { return metrics.Start(ctx) })
+	}
+	return servers.Wait()
 }
 
 // tlsDefaults: TLS 1.2 at least, and HTTP/1.1 only unless HTTP/2 is asked
@@ -162,65 +160,42 @@ func tlsDefaults(http2 bool) func(*tls.Config) {
 	}
 }
 
-// healthMux: /healthz is always ok (the process runs); /readyz only once
-// the webhook server completes a TLS handshake, i.e. serves a certificate.
-func healthMux(ready []healthz.Checker) http.Handler {
-	mux := http.NewServeMux()
-	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok")) })
-	mux.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
-		for _, check := range ready {
-			if err := check(r); err != nil {
-				http.Error(w, err.Error(), http.StatusServiceUnavailable)
-				return
-			}
-		}
-		_, _ = w.Write([]byte("ok"))
-	})
-	return mux
-}
-
-func metricsMux() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(metrics.Registry, promhttp.HandlerOpts{}))
-	return mux
-}
-
-// auxServers are the plain-HTTP probe and metrics servers.
-type auxServers struct {
-	servers []*http.Server
-	errc    chan error
-}
-
-func (a *auxServers) start(addr string, h http.Handler) error {
+// healthServer serves /healthz (the process runs) and /readyz (the webhook
+// server has completed a TLS handshake, and every extra check passes) with
+// controller-runtime's healthz handlers, mounted as a manager mounts them.
+// Its port is bound here, so a taken port fails Run before anything serves.
+// nil when addr is "0".
+func healthServer(addr string, webhookStarted healthz.Checker, ready map[string]healthz.Checker) (*probeServer, error) {
 	if addr == "0" {
-		return nil
+		return nil, nil
 	}
-	ln, err := net.Listen("tcp", addr)
+	readyz := &healthz.Handler{Checks: map[string]healthz.Checker{"webhook": webhookStarted}}
+	maps.Copy(readyz.Checks, ready)
+	mux := http.NewServeMux()
+	for endpoint, handler := range map[string]*healthz.Handler{"/readyz": readyz, "/healthz": {}} {
+		mux.Handle(endpoint, http.StripPrefix(endpoint, handler))
+		mux.Handle(endpoint+"/", http.StripPrefix(endpoint, handler))
+	}
+	listener, err := net.Listen("tcp", addr)
 	if err != nil {
+		return nil, err
+	}
+	return &probeServer{Server: &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}, listener: listener}, nil
+}
+
+type probeServer struct {
+	*http.Server
+	listener net.Listener
+}
+
+// Start serves until ctx is done. Probes need no graceful shutdown.
+func (s *probeServer) Start(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { _ = s.Close() })
+	defer stop()
+	if err := s.Serve(s.listener); !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	if a.errc == nil {
-		a.errc = make(chan error, 2)
-	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	a.servers = append(a.servers, srv)
-	go func() {
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			a.errc <- fmt.Errorf("%s: %w", addr, err)
-		}
-	}()
 	return nil
-}
-
-// failed reports the first server error (never, when none is running).
-func (a *auxServers) failed() <-chan error { return a.errc }
-
-func (a *auxServers) shutdown() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	for _, s := range a.servers {
-		_ = s.Shutdown(ctx)
-	}
 }
 
 var (

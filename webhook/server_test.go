@@ -235,7 +235,7 @@ func TestServerReadiness(t *testing.T) {
 func TestServerReadyChecks(t *testing.T) {
 	var trusted atomic.Bool
 	o := testOptions(t, "http://127.0.0.1:1")
-	o.ReadyChecks = []healthz.Checker{func(*http.Request) error {
+	o.ReadyChecks = map[string]healthz.Checker{"ca-bundle": func(*http.Request) error {
 		if !trusted.Load() {
 			return errors.New("caBundle does not trust the served certificate yet")
 		}
@@ -249,8 +249,12 @@ func TestServerReadyChecks(t *testing.T) {
 		}
 		return err == nil
 	}, s.done)
-	if code, body := get(s.health + "/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "caBundle") {
-		t.Fatalf("/readyz = %d %q while the extra check fails, want 503 naming it", code, body)
+	if code, body := get(s.health + "/readyz"); code != http.StatusInternalServerError ||
+		!strings.Contains(body, "[+]webhook ok") || !strings.Contains(body, "[-]ca-bundle failed") {
+		t.Fatalf("/readyz = %d %q while the extra check fails, want 500 naming it", code, body)
+	}
+	if code, body := get(s.health + "/readyz/ca-bundle"); code != http.StatusInternalServerError || !strings.Contains(body, "caBundle does not trust") {
+		t.Fatalf("/readyz/ca-bundle = %d %q, want 500 with the reason", code, body)
 	}
 	trusted.Store(true)
 	s.waitReady(t)
@@ -383,6 +387,45 @@ func TestRunRefusesMissingCertificate(t *testing.T) {
 	err := Run(context.Background(), o)
 	if err == nil || !strings.Contains(err.Error(), "tls.crt") {
 		t.Errorf("Run without certificate: %v", err)
+	}
+}
+
+// TestRunFailsOnATakenPort: a probe or metrics port in use ends Run with an
+// error naming it, and the webhook server it had started stops with it.
+func TestRunFailsOnATakenPort(t *testing.T) {
+	for _, tc := range []struct {
+		server, want string
+		take         func(o *Options, taken string)
+	}{
+		{"health probes", "health probes on", func(o *Options, taken string) { o.HealthAddr = taken }},
+		{"metrics", "metrics server", func(o *Options, taken string) { o.MetricsAddr = taken }},
+	} {
+		t.Run(tc.server, func(t *testing.T) {
+			taken, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer taken.Close()
+			dir := t.TempDir()
+			if _, err := certs.WriteSelfSigned(dir, []string{"127.0.0.1"}, time.Hour); err != nil {
+				t.Fatal(err)
+			}
+			ports := freePorts(t, 3)
+			o := testOptions(t, "http://127.0.0.1:1")
+			o.Host, o.Port, o.CertDir = "127.0.0.1", ports[0], dir
+			o.HealthAddr, o.MetricsAddr = fmt.Sprintf("127.0.0.1:%d", ports[1]), fmt.Sprintf("127.0.0.1:%d", ports[2])
+			tc.take(&o, taken.Addr().String())
+			done := make(chan error, 1)
+			go func() { done <- Run(context.Background(), o) }()
+			select {
+			case err := <-done:
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), taken.Addr().String()) {
+					t.Errorf("Run: %v, want an error with %q and the address", err, tc.want)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("Run still serves with its port taken")
+			}
+		})
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"k8s.io/client-go/rest"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -83,7 +84,7 @@ func runServe(args []string, stderr io.Writer, signalContext func() context.Cont
 	}
 	if ready != nil {
 		// Not ready while the caBundle does not trust the served certificate.
-		o.ReadyChecks = append(o.ReadyChecks, func(*http.Request) error { return ready() })
+		o.ReadyChecks = map[string]healthz.Checker{"ca-bundle": func(*http.Request) error { return ready() }}
 	}
 	if err := webhook.Run(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
