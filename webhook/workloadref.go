@@ -66,46 +66,35 @@ func (w *workloadRefs) templateLabels(ctx context.Context, namespace string) rol
 		if w.disabled {
 			return nil, errors.New("workloadRef check disabled")
 		}
-		if err := supported(ref); err != nil {
-			return nil, err
-		}
-		c, err := w.getClient()
-		if err != nil {
-			return nil, err
-		}
 		// Detached from the request's cancellation: the server cancels its
 		// base context at shutdown, and a review already in flight should
 		// still finish its check. The timeout bounds it either way.
 		ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.timeout)
 		defer cancel()
-		return WorkloadTemplateLabels(ctx, c, namespace, ref)
+		return WorkloadTemplateLabels(ctx, w.getClient, namespace, ref)
 	}
-}
-
-// supported checks a reference before any client is built.
-func supported(ref rollout.WorkloadRef) error {
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
-	if err != nil {
-		return fmt.Errorf("apiVersion %q: %v", ref.APIVersion, err)
-	}
-	if _, ok := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]; !ok {
-		return fmt.Errorf("%s %s is not a kind Argo Rollouts supports for workloadRef", ref.APIVersion, ref.Kind)
-	}
-	if ref.Name == "" {
-		return errors.New("workloadRef has no name")
-	}
-	return nil
 }
 
 // WorkloadTemplateLabels reads (GET) the pod template labels of the
 // workload a Rollout in namespace references, as Argo Rollouts resolves it.
-// `serve` and `doctor` both use it, so they see the same conflicts.
-func WorkloadTemplateLabels(ctx context.Context, c dynamic.Interface, namespace string, ref rollout.WorkloadRef) (map[string]string, error) {
-	if err := supported(ref); err != nil {
+// `serve` and `doctor` both use it, so they see the same conflicts. client is
+// asked for only once the reference is known to be one Argo Rollouts supports.
+func WorkloadTemplateLabels(ctx context.Context, client func() (dynamic.Interface, error), namespace string, ref rollout.WorkloadRef) (map[string]string, error) {
+	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	if err != nil {
+		return nil, fmt.Errorf("apiVersion %q: %v", ref.APIVersion, err)
+	}
+	kind, ok := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
+	if !ok {
+		return nil, fmt.Errorf("%s %s is not a kind Argo Rollouts supports for workloadRef", ref.APIVersion, ref.Kind)
+	}
+	if ref.Name == "" {
+		return nil, errors.New("workloadRef has no name")
+	}
+	c, err := client()
+	if err != nil {
 		return nil, err
 	}
-	gv, _ := schema.ParseGroupVersion(ref.APIVersion)
-	kind := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
 	u, err := c.Resource(gv.WithResource(kind.resource)).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err

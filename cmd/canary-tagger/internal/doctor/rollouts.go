@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/canary-tagger/canary-tagger/webhook"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
@@ -108,7 +109,7 @@ func conflictWhere(res rollout.Result) string {
 // server does, so the rule sees the same conflicts.
 func (d *doctor) templateLabels(ctx context.Context, ns string) rollout.TemplateLabels {
 	return func(ref rollout.WorkloadRef) (map[string]string, error) {
-		return webhook.WorkloadTemplateLabels(ctx, d.dyn, ns, ref)
+		return webhook.WorkloadTemplateLabels(ctx, func() (dynamic.Interface, error) { return d.dyn, nil }, ns, ref)
 	}
 }
 
