@@ -271,29 +271,39 @@ func TestServerMetrics(t *testing.T) {
 	s.post(t, AgentPodPath, "application/json", helmChartReview(t))
 	after := scrape(t, s.metrics)
 
+	// Every series exists from the start (dashboards see zeros, not gaps).
 	for _, w := range []string{"rollout", "agent-pod"} {
 		for _, o := range []string{"injected", "present", "conflict", "skipped", "error"} {
-			if _, ok := after[fmt.Sprintf(`canary_tagger_admission_reviews_total{outcome=%q,webhook=%q}`, o, w)]; !ok {
+			if !before.HasSeries(reviewsMetric, map[string]string{"webhook": w, "outcome": o}) {
 				t.Errorf("series webhook=%s outcome=%s missing", w, o)
 			}
 		}
 	}
-	for series, want := range map[string]float64{
-		`canary_tagger_admission_reviews_total{outcome="injected",webhook="rollout"}`:       1,
-		`canary_tagger_admission_reviews_total{outcome="present",webhook="rollout"}`:        1,
-		`canary_tagger_admission_reviews_total{outcome="conflict",webhook="rollout"}`:       1,
-		`canary_tagger_admission_reviews_total{outcome="skipped",webhook="rollout"}`:        1,
-		`canary_tagger_admission_reviews_total{outcome="error",webhook="rollout"}`:          1,
-		`canary_tagger_admission_reviews_total{outcome="injected",webhook="agent-pod"}`:     1,
-		`canary_tagger_admission_reviews_total{outcome="skipped",webhook="agent-pod"}`:      2,
-		`controller_runtime_webhook_requests_total{code="200",webhook="/mutate-rollout"}`:   5,
-		`controller_runtime_webhook_requests_total{code="200",webhook="/mutate-agent-pod"}`: 3,
+	for _, tc := range []struct {
+		metric string
+		labels map[string]string
+		want   float64
+	}{
+		{reviewsMetric, map[string]string{"outcome": "injected", "webhook": "rollout"}, 1},
+		{reviewsMetric, map[string]string{"outcome": "present", "webhook": "rollout"}, 1},
+		{reviewsMetric, map[string]string{"outcome": "conflict", "webhook": "rollout"}, 1},
+		{reviewsMetric, map[string]string{"outcome": "skipped", "webhook": "rollout"}, 1},
+		{reviewsMetric, map[string]string{"outcome": "error", "webhook": "rollout"}, 1},
+		{reviewsMetric, map[string]string{"outcome": "injected", "webhook": "agent-pod"}, 1},
+		{reviewsMetric, map[string]string{"outcome": "skipped", "webhook": "agent-pod"}, 2},
+		{crRequestsMetric, map[string]string{"code": "200", "webhook": RolloutPath}, 5},
+		{crRequestsMetric, map[string]string{"code": "200", "webhook": AgentPodPath}, 3},
 	} {
-		if got := after[series] - before[series]; got != want {
-			t.Errorf("%s grew by %v, want %v", series, got, want)
+		if got := after.Sum(tc.metric, tc.labels) - before.Sum(tc.metric, tc.labels); got != tc.want {
+			t.Errorf("%s%v grew by %v, want %v", tc.metric, tc.labels, got, tc.want)
 		}
 	}
 }
+
+const (
+	reviewsMetric    = "canary_tagger_admission_reviews_total"
+	crRequestsMetric = "controller_runtime_webhook_requests_total"
+)
 
 // TestServerReloadsCertificate: new files in the certificate directory are
 // served without a restart (cert-manager renewing the Secret).
@@ -499,22 +509,11 @@ func servedCert(t *testing.T, addr string) []byte {
 }
 
 // scrape reads /metrics into series → value (text format, one sample a line).
-func scrape(t *testing.T, base string) map[string]float64 {
+func scrape(t *testing.T, base string) webhooktest.Metrics {
 	t.Helper()
-	code, body := get(base + "/metrics")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d %s", code, body)
-	}
-	m := map[string]float64{}
-	for _, line := range strings.Split(body, "\n") {
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err == nil {
-			m[line[:i]] = v
-		}
+	m, err := webhooktest.ScrapeMetrics(t.Context(), base+"/metrics")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return m
 }

@@ -22,7 +22,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // The Datadog Operator's part of the story (step 13).
@@ -194,7 +194,7 @@ func (s *Scenario) stepOperator(ctx context.Context, n Narrator) error {
 const reconcileMetric = "controller_runtime_reconcile_total"
 
 func (s *Scenario) operatorReconciles(ctx context.Context) (float64, error) {
-	m, err := harness.ScrapeMetrics(ctx, s.env.OperatorMetricsURL())
+	m, err := webhooktest.ScrapeMetrics(ctx, s.env.OperatorMetricsURL())
 	if err != nil {
 		return 0, err
 	}

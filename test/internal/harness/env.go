@@ -27,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // GVKs the suites use.
@@ -541,9 +542,9 @@ func (e *Env) ReviewCount(ctx context.Context, webhook string) (float64, error) 
 }
 
 // Metrics scrapes the webhook server's /metrics.
-func (e *Env) Metrics(ctx context.Context) (Metrics, error) {
+func (e *Env) Metrics(ctx context.Context) (webhooktest.Metrics, error) {
 	if e.Webhook == nil {
 		return nil, errors.New("no webhook server in this Env")
 	}
-	return ScrapeMetrics(ctx, e.Webhook.MetricsURL())
+	return webhooktest.ScrapeMetrics(ctx, e.Webhook.MetricsURL())
 }
