@@ -59,6 +59,23 @@ func Find(o map[string]any, path ...string) (any, Kind, []string) {
 	}
 }
 
+// List reads a field that should hold an array. ok is true for an array
+// (list) and for an absent or null field (list nil, found nil); it is false
+// when something else is at path or on the way there: found is then that
+// value and at the path up to it, as with Find, for the caller's message.
+func List(o map[string]any, path ...string) (list []any, found any, at []string, ok bool) {
+	v, k, at := Find(o, path...)
+	switch k {
+	case Absent, Null:
+		return nil, nil, at, true
+	case Other:
+		if l, isList := v.([]any); isList && len(at) == len(path) {
+			return l, v, at, true
+		}
+	}
+	return nil, v, at, false
+}
+
 // String returns the string at path, and whether it is a string (a string
 // met on the way, such as annotations: "x", is not the one at path).
 func String(o map[string]any, path ...string) (string, bool) {

@@ -107,3 +107,33 @@ func TestTypeName(t *testing.T) {
 		t.Errorf("TypeName(float64) = %q", got)
 	}
 }
+
+func TestList(t *testing.T) {
+	l := []any{"x"}
+	o := map[string]any{
+		"a": map[string]any{"l": l, "e": []any{}, "n": nil, "s": "x", "m": map[string]any{}},
+		"z": nil,
+	}
+	for _, c := range []struct {
+		path  []string
+		list  []any
+		found any
+		at    string
+		ok    bool
+	}{
+		{[]string{"a", "l"}, l, l, "a.l", true},
+		{[]string{"a", "e"}, []any{}, []any{}, "a.e", true},
+		{[]string{"a", "n"}, nil, nil, "a.n", true},
+		{[]string{"a", "x"}, nil, nil, "a.x", true},
+		{[]string{"z", "y"}, nil, nil, "z", true}, // a null on the way: no list
+		{[]string{"a", "s"}, nil, "x", "a.s", false},
+		{[]string{"a", "m"}, nil, map[string]any{}, "a.m", false},
+		{[]string{"a", "s", "deeper"}, nil, "x", "a.s", false},
+		{[]string{"a", "l", "0"}, nil, l, "a.l", false}, // an array on the way is not the list asked for
+	} {
+		list, found, at, ok := obj.List(o, c.path...)
+		if ok != c.ok || !reflect.DeepEqual(list, c.list) || !reflect.DeepEqual(found, c.found) || strings.Join(at, ".") != c.at {
+			t.Errorf("List(%q) = %v, %v, %q, %t; want %v, %v, %q, %t", c.path, list, found, at, ok, c.list, c.found, c.at, c.ok)
+		}
+	}
+}
