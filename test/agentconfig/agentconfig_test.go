@@ -209,12 +209,15 @@ func TestAgentKeepsEveryMapping(t *testing.T) {
 			}
 			t.Logf("rule: outcome %v, reason %q, status %q, %d operations", res.Outcome, res.Reason, res.Status(), len(ops))
 			decisions := map[containerRef]decision{}
-			for _, rc := range res.Containers {
+			// The rule lists every container, then the init containers it
+			// handled (those that declare the variable).
+			regular := len(asSlice(asMap(c.pod["spec"])["containers"]))
+			for i, rc := range res.Containers {
 				note := rc.Tag
 				if rc.Action == agentpod.ActionSkipped {
 					note = string(rc.Reason)
 				}
-				decisions[containerRef{rc.Init, rc.Name}] = decision{rc.Action, rc.Tag, note}
+				decisions[containerRef{i >= regular, rc.Name}] = decision{rc.Action, rc.Tag, note}
 				if rc.Action == agentpod.ActionInjected {
 					injected++
 				}

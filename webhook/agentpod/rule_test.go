@@ -463,7 +463,7 @@ func TestContainers(t *testing.T) {
 	want := []agentpod.Container{
 		{Name: "agent", Action: agentpod.ActionPresent, Tag: "r"},
 		{Name: "trace-agent", Action: agentpod.ActionSkipped, Reason: agentpod.ReasonUnexpectedType, Detail: "env is an object"},
-		{Name: "init-config", Init: true, Action: agentpod.ActionInjected},
+		{Name: "init-config", Action: agentpod.ActionInjected},
 	}
 	if !reflect.DeepEqual(res.Containers, want) {
 		t.Errorf("containers:\n got %+v\nwant %+v", res.Containers, want)

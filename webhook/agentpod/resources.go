@@ -1,0 +1,33 @@
+package agentpod
+
+import (
+	"encoding/json"
+	"strings"
+)
+
+// resourcesMapping returns the key and tag of the resources variable's pod
+// mapping of key, if it has one (compared without case, as the Agent does).
+// A value the Agent cannot parse maps nothing.
+func resourcesMapping(env []any, key string) (string, string) {
+	var value string
+	for _, e := range env {
+		if em, _ := e.(map[string]any); em["name"] == ResourcesEnvName {
+			value, _ = em["value"].(string)
+		}
+	}
+	var resources map[string]map[string]string
+	if value == "" || json.Unmarshal([]byte(value), &resources) != nil {
+		return "", ""
+	}
+	for kind, labels := range resources {
+		if !strings.EqualFold(kind, "pods") {
+			continue
+		}
+		for k, tag := range labels {
+			if strings.EqualFold(k, key) {
+				return k, tag
+			}
+		}
+	}
+	return "", ""
+}
