@@ -9,25 +9,12 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/rest"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
-
-// workloadKinds are the kinds Argo Rollouts resolves a workloadRef to (by
-// group and kind, any version: argo-rollouts rollout/templateref.go), with
-// the resource to GET and where the pod template is.
-var workloadKinds = map[schema.GroupKind]struct {
-	resource string
-	template []string
-}{
-	{Group: "apps", Kind: "Deployment"}: {"deployments", []string{"spec", "template"}},
-	{Group: "apps", Kind: "ReplicaSet"}: {"replicasets", []string{"spec", "template"}},
-	{Kind: "PodTemplate"}:               {"podtemplates", []string{"template"}},
-}
 
 const (
 	// workloadRefTimeout keeps a review well inside the webhook's 5 s timeout.
@@ -80,26 +67,19 @@ func (w *workloadRefs) templateLabels(ctx context.Context, namespace string) rol
 // `serve` and `doctor` both use it, so they see the same conflicts. client is
 // asked for only once the reference is known to be one Argo Rollouts supports.
 func WorkloadTemplateLabels(ctx context.Context, client func() (dynamic.Interface, error), namespace string, ref rollout.WorkloadRef) (map[string]string, error) {
-	gv, err := schema.ParseGroupVersion(ref.APIVersion)
+	kind, resource, err := ref.Resolve()
 	if err != nil {
-		return nil, fmt.Errorf("apiVersion %q: %v", ref.APIVersion, err)
-	}
-	kind, ok := workloadKinds[schema.GroupKind{Group: gv.Group, Kind: ref.Kind}]
-	if !ok {
-		return nil, fmt.Errorf("%s %s is not a kind Argo Rollouts supports for workloadRef", ref.APIVersion, ref.Kind)
-	}
-	if ref.Name == "" {
-		return nil, errors.New("workloadRef has no name")
+		return nil, err
 	}
 	c, err := client()
 	if err != nil {
 		return nil, err
 	}
-	u, err := c.Resource(gv.WithResource(kind.resource)).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+	u, err := c.Resource(resource).Namespace(namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 	if err != nil {
 		return nil, err
 	}
-	labels, _, err := unstructured.NestedStringMap(u.Object, append(kind.template, "metadata", "labels")...)
+	labels, _, err := unstructured.NestedStringMap(u.Object, kind.TemplateLabelsPath()...)
 	if err != nil {
 		return nil, fmt.Errorf("%s/%s: %v", ref.Kind, ref.Name, err)
 	}

@@ -2,6 +2,7 @@ package offline
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 )
@@ -179,6 +180,81 @@ metadata: {name: missing, namespace: elsewhere}
 	if !strings.Contains(notes[2], "workloadRef Deployment/clash") {
 		t.Errorf("conflict warning should name the workload: %s", notes[2])
 	}
+}
+
+// mutate resolves a workloadRef with the server's model: the kinds Argo
+// Rollouts resolves (by group), each with its own template path; a
+// reference without apiVersion is resolved by its kind alone.
+func TestWorkloadRefKinds(t *testing.T) {
+	rolloutWithRef := func(name, ref string) string {
+		return `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: ` + name + `}
+spec:
+  workloadRef: ` + ref + `
+  strategy:
+    canary:
+      steps: [{setWeight: 10}]
+`
+	}
+	workloads := `apiVersion: apps/v1
+kind: ReplicaSet
+metadata: {name: rs}
+spec:
+  template:
+    metadata:
+      labels: {role: x}
+---
+apiVersion: v1
+kind: PodTemplate
+metadata: {name: pt}
+template:
+  metadata:
+    labels: {role: x}
+---
+apiVersion: extensions/v1beta1
+kind: Deployment
+metadata: {name: old}
+spec:
+  template:
+    metadata:
+      labels: {role: x}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata: {name: sts}
+spec:
+  template:
+    metadata:
+      labels: {role: x}
+`
+	refs := []string{
+		`{apiVersion: apps/v1, kind: ReplicaSet, name: rs}`,
+		`{apiVersion: v1, kind: PodTemplate, name: pt}`,
+		`{kind: PodTemplate, name: pt}`,
+		`{apiVersion: extensions/v1beta1, kind: Deployment, name: old}`,
+		`{apiVersion: apps/v1, kind: StatefulSet, name: sts}`,
+		`{kind: Deployment, name: old}`,
+	}
+	var rollouts []string
+	for i, ref := range refs {
+		rollouts = append(rollouts, rolloutWithRef(fmt.Sprintf("r%d", i), ref))
+	}
+	_, _, notes := run(t, Input{Name: "rollouts.yaml", Data: []byte(strings.Join(rollouts, "---\n"))}, Input{Name: "workloads.yaml", Data: []byte(workloads)})
+	assertNotes(t, notes,
+		"rollouts.yaml:1 Rollout/r0: conflict: ",
+		"rollouts.yaml:1 Rollout/r0: warning: label \"role\" not injected: already used in workloadRef ReplicaSet/rs template",
+		"rollouts.yaml:2 Rollout/r1: conflict: ",
+		"rollouts.yaml:2 Rollout/r1: warning: label \"role\" not injected: already used in workloadRef PodTemplate/pt template",
+		"rollouts.yaml:3 Rollout/r2: conflict: ",
+		"rollouts.yaml:3 Rollout/r2: warning: label \"role\" not injected: already used in workloadRef PodTemplate/pt template",
+		"rollouts.yaml:4 Rollout/r3: injected",
+		"rollouts.yaml:4 Rollout/r3: warning: workloadRef Deployment/old not checked for label \"role\" (extensions/v1beta1 Deployment is not a kind Argo Rollouts supports for workloadRef); injected anyway",
+		"rollouts.yaml:5 Rollout/r4: injected",
+		"rollouts.yaml:5 Rollout/r4: warning: workloadRef StatefulSet/sts not checked for label \"role\" (apps/v1 StatefulSet is not a kind Argo Rollouts supports for workloadRef); injected anyway",
+		"rollouts.yaml:6 Rollout/r5: injected",
+		"rollouts.yaml:6 Rollout/r5: warning: workloadRef Deployment/old not checked for label \"role\" (no Deployment named \"old\" in the input); injected anyway",
+	)
 }
 
 // An unparsable document is an error naming its position; Process then

@@ -4,42 +4,41 @@ import (
 	"fmt"
 	"strings"
 
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
 	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
 
 // workloads are the objects of the input a Rollout's spec.workloadRef may
-// name (the kinds Argo Rollouts supports), by "Kind/name". mutate has no
-// cluster to read, so it resolves workloadRef from the other documents of
-// its input, whatever file they come from (contract 2.2).
+// name (rollout.WorkloadKinds), by "Kind/name". mutate has no cluster to
+// read, so it resolves workloadRef from the other documents of its input,
+// whatever file they come from (contract 2.2).
 type workloads map[string][]workload
 
 type workload struct {
-	apiVersion, namespace string
-	labels                any // the pod template's labels as decoded
-	labelsKind            obj.Kind
-}
-
-// templatePaths is where each supported kind keeps its pod template labels.
-var templatePaths = map[string][]string{
-	"Deployment":  {"spec", "template", "metadata", "labels"},
-	"ReplicaSet":  {"spec", "template", "metadata", "labels"},
-	"PodTemplate": {"template", "metadata", "labels"},
+	namespace  string
+	labels     any // the pod template's labels as decoded
+	labelsKind obj.Kind
 }
 
 func indexWorkloads(docs []*Document) workloads {
 	w := workloads{}
 	add := func(o map[string]any) {
-		kind := kindOf(o)
-		path, ok := templatePaths[kind]
+		av, _ := obj.String(o, "apiVersion")
+		gv, err := schema.ParseGroupVersion(av)
+		if err != nil {
+			return
+		}
+		kind, ok := rollout.LookupWorkloadKind(gv.WithKind(kindOf(o)).GroupKind())
 		if !ok {
 			return
 		}
 		name, _ := obj.String(o, "metadata", "name")
-		av, _ := obj.String(o, "apiVersion")
 		ns, _ := obj.String(o, "metadata", "namespace")
-		labels, k := obj.Lookup(o, path...)
-		w[kind+"/"+name] = append(w[kind+"/"+name], workload{apiVersion: av, namespace: ns, labels: labels, labelsKind: k})
+		labels, k := obj.Lookup(o, kind.TemplateLabelsPath()...)
+		key := kind.Kind + "/" + name
+		w[key] = append(w[key], workload{namespace: ns, labels: labels, labelsKind: k})
 	}
 	for _, d := range docs {
 		if d.obj == nil {
@@ -57,21 +56,20 @@ func indexWorkloads(docs []*Document) workloads {
 	return w
 }
 
-// templateLabels resolves a Rollout's workloadRef: a workload of that kind
-// and name in the Rollout's namespace, or, when either side has no
-// namespace (as in most manifests), in any. If several match, their labels
-// are merged, so a key any of them uses counts as a conflict.
+// templateLabels resolves a Rollout's workloadRef as the server does: a
+// workload of that kind and name in the Rollout's namespace, or, when
+// either side has no namespace (as in most manifests), in any. If several
+// match, their labels are merged, so a key any of them uses counts as a
+// conflict.
 func (w workloads) templateLabels(ro map[string]any) rollout.TemplateLabels {
 	ns, _ := obj.String(ro, "metadata", "namespace")
 	return func(ref rollout.WorkloadRef) (map[string]string, error) {
-		if _, ok := templatePaths[ref.Kind]; !ok {
-			return nil, fmt.Errorf("mutate reads only Deployment, ReplicaSet and PodTemplate, not %q", ref.Kind)
+		kind, err := resolve(ref)
+		if err != nil {
+			return nil, err
 		}
 		var exact, loose []workload
-		for _, c := range w[ref.Kind+"/"+ref.Name] {
-			if ref.APIVersion != "" && group(c.apiVersion) != group(ref.APIVersion) {
-				continue
-			}
+		for _, c := range w[kind.Kind+"/"+ref.Name] {
 			switch {
 			case c.namespace == ns:
 				exact = append(exact, c)
@@ -102,10 +100,21 @@ func (w workloads) templateLabels(ro map[string]any) rollout.TemplateLabels {
 	}
 }
 
-func group(apiVersion string) string {
-	g, _, found := strings.Cut(apiVersion, "/")
-	if !found {
-		return "" // core group ("v1")
+// resolve is WorkloadRef.Resolve, except that a manifest may leave the
+// reference's apiVersion out: its kind alone then names the workload.
+func resolve(ref rollout.WorkloadRef) (rollout.WorkloadKind, error) {
+	if ref.APIVersion != "" {
+		kind, _, err := ref.Resolve()
+		return kind, err
 	}
-	return g
+	kinds := rollout.WorkloadKinds()
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		if k.Kind == ref.Kind {
+			return k, nil
+		}
+		names[i] = k.Kind
+	}
+	last := len(names) - 1
+	return rollout.WorkloadKind{}, fmt.Errorf("mutate reads only %s and %s, not %q", strings.Join(names[:last], ", "), names[last], ref.Kind)
 }

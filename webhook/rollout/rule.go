@@ -42,7 +42,6 @@ type Options struct {
 type Reason string
 
 const (
-	ReasonNone             Reason = ""
 	ReasonNotRollout       Reason = "not a Rollout"
 	ReasonNoCanary         Reason = "no canary strategy"
 	ReasonBlueGreenOff     Reason = "blue-green strategy (--blue-green is off)"
@@ -55,29 +54,19 @@ const (
 	ReasonKeyInWorkloadRef Reason = "label key in workloadRef template labels"
 )
 
-// WorkloadRef is spec.workloadRef of a Rollout.
-type WorkloadRef struct {
-	APIVersion string
-	Kind       string
-	Name       string
-}
-
-func (r WorkloadRef) String() string { return r.Kind + "/" + r.Name }
-
-// TemplateLabels returns the pod template labels of the workload a Rollout
-// references. An error (or a nil function) means "could not be read": the
-// rule then injects and warns that the template was not checked (contract 2.2).
-type TemplateLabels func(ref WorkloadRef) (map[string]string, error)
-
-// Result is what the rule decided, for metrics, logs, warnings and reports.
+// Result is what the rule decided, for metrics, logs, warnings and reports
+// (in words: Summary).
 type Result struct {
 	Outcome outcome.Outcome
-	Reason  Reason
+	// Strategy is the strategy field handled, "canary" or "blueGreen"; empty
+	// when the Rollout was left alone before one was found.
+	Strategy string
+	Reason   Reason
 	// Detail names the field or key behind Reason, e.g. "spec.strategy.canary.steps is a string".
 	Detail string
 	// Warnings are for the user (AdmissionResponse.Warnings, CLI stderr).
 	Warnings []string
-	// Added lists what was injected, as "path=value".
+	// Added lists what was injected, as "path=value" with the full path.
 	Added []string
 }
 
@@ -114,32 +103,20 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) ([]js
 	if done {
 		return nil, res
 	}
+	ops, res := inject(o, strategy, sides, opts, templateLabels)
+	res.Strategy = strategy.field
+	return ops, res
+}
 
+// inject applies contracts 2.2 and 2.3 to the sides of the strategy found.
+func inject(o map[string]any, strategy strategyObject, sides []side, opts Options, templateLabels TemplateLabels) ([]jsonpatch.Operation, Result) {
 	key := opts.LabelKey
 	if r, done := checkConflicts(o, key); done {
 		return nil, r
 	}
-
-	// notChecked is said only if something is injected: a Rollout that
-	// already has both labels is not changed, so there is nothing to warn about.
-	var notChecked []string
-	if ref, k, at := obj.Find(o, "spec", "workloadRef"); k == obj.Map {
-		wr := workloadRef(ref.(map[string]any))
-		var labels map[string]string
-		var err error
-		if templateLabels == nil {
-			err = fmt.Errorf("no way to read it")
-		} else {
-			labels, err = templateLabels(wr)
-		}
-		if err != nil {
-			notChecked = append(notChecked, fmt.Sprintf(
-				"canary-tagger: workloadRef %s not checked for label %q (%v); injected anyway", wr, key, err))
-		} else if _, clash := labels[key]; clash {
-			return nil, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("workloadRef %s template", wr), templateWhy)
-		}
-	} else if k == obj.Other {
-		return nil, unexpected(at, ref)
+	notChecked, r, done := checkWorkloadRef(o, key, templateLabels)
+	if done {
+		return nil, r
 	}
 
 	// Every side is checked before any operation is made: a field of an
@@ -178,6 +155,35 @@ func Mutate(o map[string]any, opts Options, templateLabels TemplateLabels) ([]js
 	return ops, Result{Outcome: outcome.Injected, Warnings: notChecked, Added: added}
 }
 
+// checkWorkloadRef applies contract 2.2 to the pod template of the workload
+// spec.workloadRef names. A template that cannot be read is a warning,
+// notChecked, said only if something is injected: a Rollout that already
+// has both labels is not changed, so there is nothing to warn about.
+func checkWorkloadRef(o map[string]any, key string, templateLabels TemplateLabels) (notChecked []string, r Result, done bool) {
+	ref, k, at := obj.Find(o, "spec", "workloadRef")
+	switch k {
+	case obj.Other:
+		return nil, unexpected(at, ref), true
+	case obj.Absent, obj.Null:
+		return nil, Result{}, false
+	}
+	wr := workloadRef(ref.(map[string]any))
+	var labels map[string]string
+	var err error
+	if templateLabels == nil {
+		err = fmt.Errorf("no way to read it")
+	} else {
+		labels, err = templateLabels(wr)
+	}
+	if err != nil {
+		return []string{fmt.Sprintf("canary-tagger: workloadRef %s not checked for label %q (%v); injected anyway", wr, key, err)}, Result{}, false
+	}
+	if _, clash := labels[key]; clash {
+		return nil, conflict(ReasonKeyInWorkloadRef, key, fmt.Sprintf("workloadRef %s template", wr), templateWhy), true
+	}
+	return nil, Result{}, false
+}
+
 // strategyObject is spec.strategy.canary or spec.strategy.blueGreen.
 type strategyObject struct {
 	field  string
@@ -204,15 +210,12 @@ func findStrategy(o map[string]any, opts Options) (strategyObject, []side, Resul
 		}
 		return strategyObject{"blueGreen", blueGreen.(map[string]any)}, blueGreenSides, Result{}, false
 	}
-	switch steps, k := obj.Lookup(canaryStrategy.(map[string]any), "steps"); k {
-	case obj.Absent, obj.Null:
+	steps, found, _, ok := obj.List(canaryStrategy.(map[string]any), "steps")
+	switch {
+	case !ok:
+		return none, nil, unexpected([]string{"spec", "strategy", "canary", "steps"}, found), true
+	case len(steps) == 0:
 		return none, nil, skip(ReasonNoSteps, ""), true
-	default:
-		if s, ok := steps.([]any); !ok {
-			return none, nil, unexpected([]string{"spec", "strategy", "canary", "steps"}, steps), true
-		} else if len(s) == 0 {
-			return none, nil, skip(ReasonNoSteps, ""), true
-		}
 	}
 	return strategyObject{"canary", canaryStrategy.(map[string]any)}, canarySides, Result{}, false
 }
@@ -228,21 +231,17 @@ func checkConflicts(o map[string]any, key string) (Result, bool) {
 	case obj.Other:
 		return unexpected(at, ml), true
 	}
-	me, k, at := obj.Find(o, "spec", "selector", "matchExpressions")
-	switch k {
-	case obj.Map, obj.Other:
-		exprs, ok := me.([]any)
+	exprs, found, at, ok := obj.List(o, "spec", "selector", "matchExpressions")
+	if !ok {
+		return unexpected(at, found), true
+	}
+	for i, e := range exprs {
+		em, ok := e.(map[string]any)
 		if !ok {
-			return unexpected(at, me), true
+			return unexpected([]string{"spec", "selector", fmt.Sprintf("matchExpressions[%d]", i)}, e), true
 		}
-		for i, e := range exprs {
-			em, ok := e.(map[string]any)
-			if !ok {
-				return unexpected([]string{"spec", "selector", fmt.Sprintf("matchExpressions[%d]", i)}, e), true
-			}
-			if em["key"] == key {
-				return conflict(ReasonKeyInSelector, key, "spec.selector.matchExpressions", selectorWhy), true
-			}
+		if em["key"] == key {
+			return conflict(ReasonKeyInSelector, key, "spec.selector.matchExpressions", selectorWhy), true
 		}
 	}
 	tl, k, at := obj.Find(o, "spec", "template", "metadata", "labels")
@@ -292,9 +291,4 @@ func isRollout(o map[string]any) bool {
 	apiVersion, _ := obj.String(o, "apiVersion")
 	group, _, _ := strings.Cut(apiVersion, "/")
 	return kind == Kind && group == Group
-}
-
-func workloadRef(m map[string]any) WorkloadRef {
-	s := func(k string) string { v, _ := m[k].(string); return v }
-	return WorkloadRef{APIVersion: s("apiVersion"), Kind: s("kind"), Name: s("name")}
 }
