@@ -27,19 +27,7 @@ func (h *agentPodHandler) Handle(_ context.Context, req admission.Request) admis
 		return resp
 	}
 	ops, res := agentpod.MutatePod(in, h.opts)
-
-	d := decision{outcome: res.Outcome, reason: string(res.Reason)}
-	switch {
-	case res.Detail != "":
-		d.reason += ": " + res.Detail
-	case res.Reason == agentpod.ReasonNone:
-		d.reason = res.Status() // per container, as in the pod's status annotation
-	}
-	for _, c := range res.Containers {
-		if c.Action == agentpod.ActionInjected {
-			d.injected = append(d.injected, c.Name)
-		}
-	}
+	d := decision{Summary: res.Summary()}
 	d.generateName, _ = obj.String(in, "metadata", "generateName")
 	return h.rec.finish(req, d, admission.Patched("", ops...))
 }

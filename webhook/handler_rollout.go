@@ -32,11 +32,7 @@ func (h *rolloutHandler) Handle(ctx context.Context, req admission.Request) admi
 		ns, _ = obj.String(in, "metadata", "namespace")
 	}
 	ops, res := rollout.Mutate(in, h.opts, h.refs.templateLabels(ctx, ns))
-
-	d := decision{outcome: res.Outcome, reason: string(res.Reason), injected: res.Added, warnings: res.Warnings}
-	if res.Detail != "" {
-		d.reason += ": " + res.Detail
-	}
+	d := decision{Summary: res.Summary()}
 	d.generateName, _ = obj.String(in, "metadata", "generateName")
 	return h.rec.finish(req, d, admission.Patched("", ops...))
 }

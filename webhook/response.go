@@ -19,10 +19,7 @@ import (
 // decision is what a handler did with one review: the single source for the
 // response's warnings and audit annotations, the log line and the metric.
 type decision struct {
-	outcome      outcome.Outcome
-	reason       string   // why the object was left as it is, or per-container status
-	injected     []string // what was added
-	warnings     []string
+	outcome.Summary
 	generateName string // logged as the name when the request has none (pods created by a controller)
 }
 
@@ -35,17 +32,17 @@ type recorder struct {
 // finish adds warnings and audit annotations to resp, counts and logs the
 // review (one line per review), and returns resp.
 func (r recorder) finish(req admission.Request, d decision, resp admission.Response) admission.Response {
-	resp.Warnings = append(resp.Warnings, d.warnings...)
+	resp.Warnings = append(resp.Warnings, d.Warnings...)
 	// Audit annotation keys get the webhook's name as prefix from the
 	// apiserver, so they must be valid names without a domain.
-	resp.AuditAnnotations = map[string]string{"outcome": string(d.outcome)}
-	if d.reason != "" {
-		resp.AuditAnnotations["reason"] = d.reason
+	resp.AuditAnnotations = map[string]string{"outcome": string(d.Outcome)}
+	if d.Reason != "" {
+		resp.AuditAnnotations["reason"] = d.Reason
 	}
-	if len(d.injected) > 0 {
-		resp.AuditAnnotations["injected"] = strings.Join(d.injected, ", ")
+	if len(d.Added) > 0 {
+		resp.AuditAnnotations["injected"] = strings.Join(d.Added, ", ")
 	}
-	reviewsTotal.WithLabelValues(r.webhook, string(d.outcome)).Inc()
+	reviewsTotal.WithLabelValues(r.webhook, string(d.Outcome)).Inc()
 
 	name := req.Name
 	if name == "" {
@@ -53,13 +50,13 @@ func (r recorder) finish(req admission.Request, d decision, resp admission.Respo
 	}
 	kv := []any{
 		"uid", req.UID, "webhook", r.webhook, "kind", req.Kind.Kind, "namespace", req.Namespace,
-		"name", name, "operation", req.Operation, "outcome", d.outcome, "reason", d.reason,
+		"name", name, "operation", req.Operation, "outcome", d.Outcome, "reason", d.Reason,
 	}
-	if len(d.injected) > 0 {
-		kv = append(kv, "injected", d.injected)
+	if len(d.Added) > 0 {
+		kv = append(kv, "injected", d.Added)
 	}
-	if len(d.warnings) > 0 {
-		kv = append(kv, "warnings", d.warnings)
+	if len(d.Warnings) > 0 {
+		kv = append(kv, "warnings", d.Warnings)
 	}
 	if req.DryRun != nil && *req.DryRun {
 		kv = append(kv, "dryRun", true)
@@ -78,7 +75,7 @@ func (r recorder) admit(req admission.Request, want schema.GroupResource, ops ..
 		return nil, r.malformed(req, errors.New("AdmissionReview has no request or no request.uid")), true
 	}
 	if why := outOfScope(req, want, ops...); why != "" {
-		return nil, r.finish(req, decision{outcome: outcome.Skipped, reason: why}, admission.Allowed("")), true
+		return nil, r.finish(req, decision{Summary: outcome.Summary{Outcome: outcome.Skipped, Reason: why, Quiet: true}}, admission.Allowed("")), true
 	}
 	in, err := obj.Decode(req.Object.Raw)
 	if err != nil {
@@ -90,7 +87,7 @@ func (r recorder) admit(req admission.Request, want schema.GroupResource, ops ..
 // malformed answers a review that is unusable: the caller's mistake, so 400
 // (contract 7), never a 500.
 func (r recorder) malformed(req admission.Request, err error) admission.Response {
-	return r.finish(req, decision{outcome: outcome.Error, reason: err.Error()}, admission.Errored(http.StatusBadRequest, err))
+	return r.finish(req, decision{Summary: outcome.Summary{Outcome: outcome.Error, Reason: err.Error()}}, admission.Errored(http.StatusBadRequest, err))
 }
 
 // outOfScope says why a request is not one the webhook mutates (another

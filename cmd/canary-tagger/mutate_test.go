@@ -321,6 +321,48 @@ func TestMutateStdin(t *testing.T) {
 	}
 }
 
+const blueGreenDoc = `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata:
+  name: web
+spec:
+  strategy:
+    blueGreen:
+      activeService: web
+      previewService: web-preview
+`
+
+// With --blue-green a blue-green Rollout gets both labels, and the report
+// names its own fields (activeMetadata, previewMetadata), on the first run
+// and on the second (nothing left to add).
+func TestMutateBlueGreen(t *testing.T) {
+	code, out, stderr := mutate(t, blueGreenDoc, "--blue-green")
+	want := blueGreenDoc + `      activeMetadata:
+        labels:
+          role: stable
+      previewMetadata:
+        labels:
+          role: canary
+`
+	if code != 0 || out != want {
+		t.Fatalf("exit %d, stdout:\n%s\nwant:\n%s\nstderr: %s", code, out, want, stderr)
+	}
+	if want := "stdin:1 Rollout/web: injected activeMetadata.labels.role=stable, previewMetadata.labels.role=canary\n"; stderr != want {
+		t.Errorf("stderr %q, want %q", stderr, want)
+	}
+	code, again, stderr := mutate(t, out, "--blue-green")
+	if code != 0 || again != out {
+		t.Errorf("second run: exit %d, stdout:\n%s", code, again)
+	}
+	if want := "stdin:1 Rollout/web: present (activeMetadata and previewMetadata already have the label)\n"; stderr != want {
+		t.Errorf("second run: stderr %q, want %q", stderr, want)
+	}
+	// Without the flag a blue-green Rollout is out of scope: unchanged, and not news.
+	if code, out, stderr := mutate(t, blueGreenDoc); code != 0 || out != blueGreenDoc || stderr != "" {
+		t.Errorf("without --blue-green: exit %d, stdout:\n%s\nstderr: %q", code, out, stderr)
+	}
+}
+
 func TestMutateFlagsAndCustomValues(t *testing.T) {
 	code, out, stderr := mutate(t, rolloutDoc, "--label-key=track", "--stable-value=main", "--canary-value=next")
 	if code != 0 || !strings.Contains(out, "          track: next\n") || !strings.Contains(out, "          track: main\n") {

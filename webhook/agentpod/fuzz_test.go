@@ -183,6 +183,10 @@ func checkInvariants(t testing.TB, in, out map[string]any, res agentpod.Result, 
 	if res.Outcome == "" {
 		fail("empty outcome")
 	}
+	if s := res.Summary(); s.Outcome != res.Outcome || !strings.HasPrefix(s.String(), string(res.Outcome)) ||
+		s.Quiet && res.Outcome != outcome.Skipped || (len(s.Added) > 0) != (res.Outcome == outcome.Injected) {
+		fail("summary %+v (%q) of %+v", s, s, res)
+	}
 }
 
 // checkRewritten checks a rewritten value: valid JSON, compact with sorted

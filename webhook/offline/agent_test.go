@@ -66,7 +66,7 @@ func TestAgentSkipsReported(t *testing.T) {
 `
 	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, in, 0)
-	assertNotes(t, notes, "in.yaml:1 DaemonSet/datadog: skipped (")
+	assertNotes(t, notes, "in.yaml:1 DaemonSet/datadog: skipped: agent: skipped: ")
 	for _, w := range []string{"agent: skipped: envFrom", "trace-agent: skipped: value is not a JSON object", "process-agent: skipped: valueFrom"} {
 		if !strings.Contains(notes[0], w) {
 			t.Errorf("report %q should contain %q", notes[0], w)

@@ -4,9 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
-	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
 
 // Note is one line of the report on stderr:
@@ -38,51 +36,20 @@ func (n Note) String() string {
 	return loc + n.Kind + "/" + n.Name + ": " + n.Text
 }
 
-func rolloutNotes(at Note, r rollout.Result) []Note {
-	main := at
-	main.Outcome = r.Outcome
-	switch r.Outcome {
-	case outcome.Injected:
-		added := make([]string, len(r.Added))
-		for i, a := range r.Added {
-			added[i] = strings.TrimPrefix(a, "spec.strategy.canary.")
-		}
-		main.Text = "injected " + strings.Join(added, ", ")
-	case outcome.Present:
-		main.Text = "present (stableMetadata and canaryMetadata already have the label)"
-	case outcome.Conflict:
-		main.Text = "conflict: " + r.Detail
-	default:
-		// Out of scope (blue-green, no steps, opted out, being deleted) is
-		// not news; a field of an unexpected type is.
-		if r.Reason != rollout.ReasonUnexpectedType {
-			return nil
-		}
-		main.Text = "skipped: " + r.Detail
+// notes are the report's lines on one object: what the rule did, then its
+// warnings; none when the result is not news.
+func notes(at Note, s outcome.Summary) []Note {
+	if s.Quiet {
+		return nil
 	}
+	main := at
+	main.Outcome, main.Text = s.Outcome, s.String()
 	notes := []Note{main}
-	for _, w := range r.Warnings {
+	for _, w := range s.Warnings {
 		wn := at
 		wn.Warning = true
-		wn.Text = strings.TrimPrefix(w, "canary-tagger: ")
+		wn.Text = strings.TrimPrefix(w, "canary-tagger: ") // the report is canary-tagger's own
 		notes = append(notes, wn)
 	}
 	return notes
-}
-
-func agentNotes(at Note, r agentpod.Result) []Note {
-	switch r.Reason {
-	case agentpod.ReasonNotPod, agentpod.ReasonNotWorkload, agentpod.ReasonNotAgent, agentpod.ReasonNotOwned:
-		return nil // not an agent: quiet
-	case agentpod.ReasonNone:
-		at.Outcome = r.Outcome
-		at.Text = fmt.Sprintf("%s (%s)", r.Outcome, r.Status())
-	default:
-		at.Outcome = r.Outcome
-		at.Text = "skipped: " + string(r.Reason)
-		if r.Detail != "" {
-			at.Text += " (" + r.Detail + ")"
-		}
-	}
-	return []Note{at}
 }

@@ -153,13 +153,13 @@ func objectOps(o map[string]any, at Note, opts Options, wl workloads) ([]jsonpat
 	switch at.Kind {
 	case rollout.Kind:
 		ops, r := rollout.Mutate(o, opts.Rollout, wl.templateLabels(o))
-		return ops, rolloutNotes(at, r)
+		return ops, notes(at, r.Summary())
 	case "Pod":
 		ops, r := agentpod.MutatePod(o, opts.AgentPod)
-		return ops, agentNotes(at, r)
+		return ops, notes(at, r.Summary())
 	case "DaemonSet", "ExtendedDaemonSet", "Deployment":
 		ops, r := agentpod.MutateWorkload(o, opts.AgentPod)
-		return ops, agentNotes(at, r)
+		return ops, notes(at, r.Summary())
 	}
 	return nil, nil
 }

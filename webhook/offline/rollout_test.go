@@ -1,6 +1,7 @@
 package offline
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -135,10 +136,10 @@ spec:
 	res, out, notes := run(t, inYAML(in))
 	assertWritten(t, res, out, in, 0)
 	assertNotes(t, notes,
-		"in.yaml:1 Rollout/done: present",
+		"in.yaml:1 Rollout/done: present (stableMetadata and canaryMetadata already have the label)",
 		"in.yaml:2 Rollout/clash: conflict: ",
 		"in.yaml:2 Rollout/clash: warning: ",
-		"in.yaml:3 Rollout/odd: skipped: spec.strategy.canary.steps is a string")
+		"in.yaml:3 Rollout/odd: skipped: field of unexpected type: spec.strategy.canary.steps is a string")
 }
 
 const rolloutHead = `apiVersion: argoproj.io/v1alpha1
@@ -313,5 +314,48 @@ spec:
 			}
 			assertNotes(t, notes, "Rollout/r: injected", "Rollout/r: warning: the change could not be written into this document, left as is: "+c.reason)
 		})
+	}
+}
+
+// A blue-green Rollout (with Options.Rollout.BlueGreen) is reported in its
+// own fields' names, whether it gets the labels or already has them.
+func TestRolloutBlueGreenNotes(t *testing.T) {
+	in := `apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: bg}
+spec:
+  strategy:
+    blueGreen:
+      activeService: bg
+---
+apiVersion: argoproj.io/v1alpha1
+kind: Rollout
+metadata: {name: done}
+spec:
+  strategy:
+    blueGreen:
+      activeService: done
+      activeMetadata: {labels: {role: stable}}
+      previewMetadata: {labels: {role: canary}}
+`
+	opts := defaults(t)
+	opts.Rollout.BlueGreen = true
+	res, err := Process([]Input{{Name: "in.yaml", Data: []byte(in)}}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, n := range res.Notes {
+		got = append(got, n.String())
+	}
+	want := []string{
+		"in.yaml:1 Rollout/bg: injected activeMetadata.labels.role=stable, previewMetadata.labels.role=canary",
+		"in.yaml:2 Rollout/done: present (activeMetadata and previewMetadata already have the label)",
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("report:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if res.Changed() != 1 {
+		t.Errorf("%d documents changed, want 1", res.Changed())
 	}
 }

@@ -87,6 +87,10 @@ func FuzzMutate(f *testing.F) {
 		if (res.Outcome == outcome.Conflict) != (len(res.Warnings) == 1 && res.Reason != "") {
 			t.Fatalf("outcome %s with warnings %q", res.Outcome, res.Warnings)
 		}
+		if s := res.Summary(); s.Outcome != res.Outcome || !strings.HasPrefix(s.String(), string(res.Outcome)) ||
+			s.Quiet && res.Outcome != outcome.Skipped || (len(s.Added) > 0) != (res.Outcome == outcome.Injected) {
+			t.Fatalf("summary %+v (%q) of %+v", s, s, res)
+		}
 		if again, res2 := rollout.Mutate(out, opts, resolve); len(again) != 0 || res2.Outcome == outcome.Injected {
 			t.Fatalf("not idempotent: %s then %s %s\n%s", res.Outcome, res2.Outcome, objtest.JSON(again), objtest.JSON(out))
 		}

@@ -48,6 +48,7 @@ func (d *doctor) checkRollouts(ctx context.Context) {
 		r := &list.Items[i]
 		obj := "rollout/" + r.GetNamespace() + "/" + r.GetName()
 		_, res := rollout.Mutate(r.Object, d.opts.Rules.Rollout, d.templateLabels(ctx, r.GetNamespace()))
+		summary := res.Summary()
 		inScope := d.inScope(d.wh.rollouts, r.GetNamespace(), r.GetLabels())
 		switch {
 		case res.Outcome == outcome.Present:
@@ -59,14 +60,14 @@ func (d *doctor) checkRollouts(ctx context.Context) {
 		case res.Outcome == outcome.Injected:
 			d.add(Finding{Check: CheckRollout, Status: Action, Object: obj,
 				Message: fmt.Sprintf("canary Rollout without the %q label in its ephemeral metadata: created before canary-tagger was installed or while the webhook was down; any update goes through the webhook and adds it", d.opts.Rules.Rollout.LabelKey),
-				Items:   res.Added,
+				Items:   summary.Added,
 				Fix: []string{
 					fmt.Sprintf("kubectl -n %s annotate rollout %s %s=%s --overwrite   # or re-apply its manifest", r.GetNamespace(), r.GetName(), reappliedAnnotation, d.opts.Now().UTC().Format("2006-01-02T15.04.05Z")),
 				}})
 		case res.Outcome == outcome.Conflict:
 			d.add(Finding{Check: CheckRollout, Status: Action, Object: obj,
-				Message: "skipped by the webhook because of a conflict: " + strings.Join(res.Warnings, "; "),
-				Reason:  joinReason(string(res.Reason), res.Detail),
+				Message: "skipped by the webhook because of a conflict: " + strings.Join(summary.Warnings, "; "),
+				Reason:  summary.Reason,
 				Fix: []string{
 					fmt.Sprintf("# remove %q from %s, or run canary-tagger with another --label-key; or, to leave this Rollout unlabelled:", d.opts.Rules.Rollout.LabelKey, conflictWhere(res)),
 					fmt.Sprintf("kubectl -n %s annotate rollout %s %s=false", r.GetNamespace(), r.GetName(), rollout.OptOutAnnotation),
@@ -74,7 +75,7 @@ func (d *doctor) checkRollouts(ctx context.Context) {
 		case res.Outcome == outcome.Skipped && res.Reason == rollout.ReasonUnexpectedType:
 			d.add(Finding{Check: CheckRollout, Status: Action, Object: obj,
 				Message: "skipped by the webhook: a field has an unexpected type",
-				Reason:  joinReason(string(res.Reason), res.Detail),
+				Reason:  summary.Reason,
 				Fix:     []string{fmt.Sprintf("kubectl -n %s edit rollout %s   # %s", r.GetNamespace(), r.GetName(), res.Detail)}})
 		}
 	}
