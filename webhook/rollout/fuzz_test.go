@@ -2,6 +2,7 @@ package rollout_test
 
 import (
 	"errors"
+	"path"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -115,8 +116,9 @@ func checkBothSides(t *testing.T, o map[string]any, opts rollout.Options, what s
 }
 
 // checkOnlyAdds compares every leaf: those of the input are in the output
-// unchanged (except a null or empty object on a side's path, which the
-// labels replace); the new ones are exactly the side labels.
+// unchanged (except a null or empty object on a side's path, the strategy
+// object included, which the labels fill); the new ones are exactly the
+// side labels.
 func checkOnlyAdds(t *testing.T, in, out map[string]any, opts rollout.Options) {
 	t.Helper()
 	li, lo := objtest.Leaves(in), objtest.Leaves(out)
@@ -126,7 +128,7 @@ func checkOnlyAdds(t *testing.T, in, out map[string]any, opts rollout.Options) {
 		}
 		ok := false
 		for _, side := range sidePaths {
-			if (p == side || p == side+"/labels") && objtest.IsEmpty(v) {
+			if (p == path.Dir(side) || p == side || p == side+"/labels") && objtest.IsEmpty(v) {
 				if _, isList := v.([]any); !isList {
 					ok = true
 				}
