@@ -18,14 +18,14 @@ func goldenReport() Report {
 		many = append(many, "ns-"+string(c))
 	}
 	rep := Report{Cluster: "https://127.0.0.1:6443", WebhookConfiguration: "canary-tagger", Findings: []Finding{
-		{Check: "webhook", Status: OK, Object: "mutatingwebhookconfiguration/canary-tagger rollouts.canary-tagger.io", Message: "caBundle set and trusted"},
-		{Check: "namespaces", Status: Info, Object: "webhook/rollouts.canary-tagger.io", Message: "cluster-wide mode: 12 of 20 namespaces are not covered", Items: many,
+		{Category: Webhook, Status: OK, Object: "mutatingwebhookconfiguration/canary-tagger rollouts.canary-tagger.io", Message: "caBundle set and trusted"},
+		{Category: Namespaces, Status: Info, Object: "webhook/rollouts.canary-tagger.io", Message: "cluster-wide mode: 12 of 20 namespaces are not covered", Items: many,
 			Fix: []string{"kubectl label namespace NAMESPACE canary-tagger.io/inject-"}},
-		{Check: "rollout", Status: Action, Object: "rollout/shop/demo", Message: "skipped by the webhook because of a conflict", Reason: "label key in spec.selector: \"role\"",
+		{Category: Rollout, Status: Action, Object: "rollout/shop/demo", Message: "skipped by the webhook because of a conflict", Reason: "label key in spec.selector: \"role\"",
 			Fix: []string{"# remove it", "kubectl -n shop annotate rollout demo canary-tagger.io/inject=false"}},
-		{Check: "agent-pod", Status: Action, Object: "daemonset/shop/dd-agent", Message: "1 Datadog Agent pod(s) started without it", Items: many,
+		{Category: AgentPod, Status: Action, Object: "daemonset/shop/dd-agent", Message: "1 Datadog Agent pod(s) started without it", Items: many,
 			Fix: []string{"kubectl -n shop rollout restart daemonset/dd-agent"}},
-		{Check: "argo-rollouts", Status: Error, Message: "listing Deployments: forbidden"},
+		{Category: ArgoRollouts, Status: Error, Message: "listing Deployments: forbidden"},
 	}}
 	rep.Summary = Summary{OK: 1, Action: 2, Info: 1, Error: 1}
 	return rep
