@@ -3,7 +3,9 @@ package doctor
 import (
 	"context"
 	"errors"
+	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -47,6 +49,29 @@ func TestChecksList(t *testing.T) {
 	want := []Category{Webhook, Namespaces, Rollout, PromotedCanary, AgentPod, ArgoRollouts}
 	if !reflect.DeepEqual(order, want) {
 		t.Errorf("categories in the order %v, want %v (the order of the report until now)", order, want)
+	}
+}
+
+// docs/doctor.md's table of checks lists the categories in the list's order.
+func TestDocsFollowTheList(t *testing.T) {
+	doc, err := os.ReadFile("../../../../docs/doctor.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var documented []Category
+	for _, m := range regexp.MustCompile("(?m)^\\| `([a-z-]+)`").FindAllStringSubmatch(string(doc), -1) {
+		if c := Category(m[1]); len(documented) == 0 || documented[len(documented)-1] != c {
+			documented = append(documented, c)
+		}
+	}
+	var listed []Category
+	for _, chk := range checks {
+		if len(listed) == 0 || listed[len(listed)-1] != chk.category {
+			listed = append(listed, chk.category)
+		}
+	}
+	if !reflect.DeepEqual(documented, listed) {
+		t.Errorf("docs/doctor.md's table has the categories %v, the list %v", documented, listed)
 	}
 }
 
