@@ -17,20 +17,19 @@ import (
 // a container the rule would still inject into started without the mapping
 // (the pod was created before the webhook), and the Agent reads the variable
 // only at start, so its DaemonSet (or Deployment) needs a restart.
-func (d *doctor) checkAgentPods(ctx context.Context) {
-	opts := d.opts.Rules.AgentPod
-	selDesc := d.opts.Rules.AgentSelector
-	if !d.opts.AgentSelectorSet && d.wh.agents != nil && d.wh.agents.ObjectSelector != nil {
+func checkAgentPods(ctx context.Context, c *cluster, in inputs) []Finding {
+	opts := c.opts.Rules.AgentPod
+	selDesc := c.opts.Rules.AgentSelector
+	if hook := in.registration.agents; !c.opts.AgentSelectorSet && hook != nil && hook.ObjectSelector != nil {
 		// What the apiserver sends the webhook: every component it patches.
-		if sel, err := metav1.LabelSelectorAsSelector(d.wh.agents.ObjectSelector); err == nil && !sel.Empty() {
+		if sel, err := metav1.LabelSelectorAsSelector(hook.ObjectSelector); err == nil && !sel.Empty() {
 			opts.Selector = sel
 			selDesc = sel.String() + " (the agent webhook's objectSelector)"
 		}
 	}
-	pods, err := d.dyn.Resource(podGVR).Namespace(d.opts.Namespace).List(ctx, listOptions(opts.Selector.String()))
+	pods, err := c.dyn.Resource(podGVR).Namespace(c.opts.Namespace).List(ctx, listOptions(opts.Selector.String()))
 	if err != nil {
-		d.errorf(CheckAgentPod, "", err, "listing Datadog Agent pods (%s)", selDesc)
-		return
+		return []Finding{errorFinding("", err, "listing Datadog Agent pods (%s)", selDesc)}
 	}
 
 	type workload struct {
@@ -38,12 +37,13 @@ func (d *doctor) checkAgentPods(ctx context.Context) {
 		pods       []string
 		containers map[string]bool
 	}
+	var out []Finding
 	missing := map[string]*workload{}
 	var order []string
 	checked, patched := 0, 0
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.GetDeletionTimestamp() != nil || !d.inScope(d.wh.agents, p.GetNamespace(), p.GetLabels()) {
+		if p.GetDeletionTimestamp() != nil || !inScope(in.registration.agents, in.namespaces, p.GetNamespace(), p.GetLabels()) {
 			continue
 		}
 		checked++
@@ -52,27 +52,12 @@ func (d *doctor) checkAgentPods(ctx context.Context) {
 			continue // not a pod the webhook patches (e.g. not owned by a DaemonSet)
 		}
 		patched++
-		obj := "pod/" + p.GetNamespace() + "/" + p.GetName()
-		var injected []string
-		for _, c := range res.Containers {
-			switch {
-			case c.Action == agentpod.ActionInjected:
-				injected = append(injected, c.Name)
-			case c.Action == agentpod.ActionSkipped && (c.Reason == agentpod.ReasonInvalidJSON || c.Reason == agentpod.ReasonDuplicateKeys):
-				d.add(Finding{Check: CheckAgentPod, Status: Action, Object: obj,
-					Message: fmt.Sprintf("container %s: %s is unusable, so no pod label becomes a tag", c.Name, agentpod.EnvName),
-					Reason:  joinReason(string(c.Reason), c.Detail),
-					Fix:     []string{fmt.Sprintf("# fix %s of container %s in the Datadog Agent's values or manifest, then restart it", agentpod.EnvName, c.Name)}})
-			case c.Action == agentpod.ActionSkipped:
-				d.add(Finding{Check: CheckAgentPod, Status: Info, Object: obj,
-					Message: fmt.Sprintf("container %s: left alone by the webhook; make sure %s maps %q there", c.Name, agentpod.EnvName, opts.LabelKey),
-					Reason:  joinReason(string(c.Reason), c.Detail)})
-			}
-		}
+		injected, found := containerFindings("pod/"+p.GetNamespace()+"/"+p.GetName(), res, opts)
+		out = append(out, found...)
 		if len(injected) == 0 {
 			continue
 		}
-		ref := d.podWorkload(ctx, p)
+		ref := podWorkload(ctx, c, p)
 		key := p.GetNamespace() + "/" + ref
 		w := missing[key]
 		if w == nil {
@@ -81,41 +66,55 @@ func (d *doctor) checkAgentPods(ctx context.Context) {
 			order = append(order, key)
 		}
 		w.pods = append(w.pods, p.GetName())
-		for _, c := range injected {
-			w.containers[c] = true
+		for _, name := range injected {
+			w.containers[name] = true
 		}
 	}
 	for _, key := range order {
 		w := missing[key]
-		fix := fmt.Sprintf("kubectl -n %s rollout restart %s", w.ns, w.ref)
-		switch {
-		case strings.HasPrefix(w.ref, "pod/"):
-			fix = fmt.Sprintf("kubectl -n %s delete %s   # no controller found to restart it", w.ns, w.ref)
-		case strings.HasPrefix(w.ref, "extendeddaemonsetreplicaset/"):
-			// kubectl rollout restart knows no custom resource; the
-			// ExtendedDaemonSet recreates deleted pods.
-			fix = fmt.Sprintf("kubectl -n %s delete pod %s   # the ExtendedDaemonSet recreates them", w.ns, strings.Join(w.pods, " "))
-		}
 		kind, name, _ := strings.Cut(w.ref, "/")
-		d.add(Finding{Check: CheckAgentPod, Status: Action, Object: kind + "/" + w.ns + "/" + name,
+		out = append(out, Finding{Status: Action, Object: kind + "/" + w.ns + "/" + name,
 			Message: fmt.Sprintf("%d Datadog Agent pod(s) started without %q → %q in %s (containers %s): created before canary-tagger, and the Agent reads it only at start",
 				len(w.pods), opts.LabelKey, opts.TagName, agentpod.EnvName, strings.Join(sortedKeys(w.containers), ", ")),
 			Items: w.pods,
-			Fix:   []string{fix}})
+			Fix:   restartFix(w.ns, w.ref, w.pods)})
 	}
 	if len(order) == 0 {
 		msg := fmt.Sprintf("%d Datadog Agent pod(s) patched by the webhook map %q → %q", patched, opts.LabelKey, opts.TagName)
 		if checked == 0 {
 			msg = "no Datadog Agent pod matches " + selDesc
 		}
-		d.add(Finding{Check: CheckAgentPod, Status: OK, Message: msg})
+		out = append(out, Finding{Status: OK, Message: msg})
 	}
+	return out
+}
+
+// containerFindings is what the agent pod rule's result on one pod says:
+// the containers it would still inject into (the pod started without the
+// mapping), and a finding for each container it left alone.
+func containerFindings(obj string, res agentpod.Result, opts agentpod.Options) (injected []string, out []Finding) {
+	for _, c := range res.Containers {
+		switch {
+		case c.Action == agentpod.ActionInjected:
+			injected = append(injected, c.Name)
+		case c.Action == agentpod.ActionSkipped && (c.Reason == agentpod.ReasonInvalidJSON || c.Reason == agentpod.ReasonDuplicateKeys):
+			out = append(out, Finding{Status: Action, Object: obj,
+				Message: fmt.Sprintf("container %s: %s is unusable, so no pod label becomes a tag", c.Name, agentpod.EnvName),
+				Reason:  joinReason(string(c.Reason), c.Detail),
+				Fix:     agentEnvFix(c.Name)})
+		case c.Action == agentpod.ActionSkipped:
+			out = append(out, Finding{Status: Info, Object: obj,
+				Message: fmt.Sprintf("container %s: left alone by the webhook; make sure %s maps %q there", c.Name, agentpod.EnvName, opts.LabelKey),
+				Reason:  joinReason(string(c.Reason), c.Detail)})
+		}
+	}
+	return injected, out
 }
 
 // podWorkload names what restarts a pod: its DaemonSet, the Deployment of
 // its ReplicaSet, or the ReplicaSet, StatefulSet or ExtendedDaemonSet
 // replica set itself; the pod when it has no controller.
-func (d *doctor) podWorkload(ctx context.Context, p *unstructured.Unstructured) string {
+func podWorkload(ctx context.Context, c *cluster, p *unstructured.Unstructured) string {
 	owner := metav1.GetControllerOfNoCopy(p)
 	if owner == nil {
 		return "pod/" + p.GetName()
@@ -130,7 +129,7 @@ func (d *doctor) podWorkload(ctx context.Context, p *unstructured.Unstructured) 
 	case "ReplicaSet":
 		// A ReplicaSet that cannot be read is named itself: restarting
 		// its Deployment is the fix only if there is one.
-		rs, err := d.cs.AppsV1().ReplicaSets(p.GetNamespace()).Get(ctx, owner.Name, metav1.GetOptions{})
+		rs, err := c.core.AppsV1().ReplicaSets(p.GetNamespace()).Get(ctx, owner.Name, metav1.GetOptions{})
 		if err == nil {
 			if dep := metav1.GetControllerOfNoCopy(rs); dep != nil && dep.Kind == "Deployment" {
 				return "deployment/" + dep.Name

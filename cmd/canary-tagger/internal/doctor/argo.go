@@ -22,27 +22,24 @@ const TestedArgoRollouts = "v1.10.2"
 // checkArgoController finds Argo Rollouts controller Deployments (image
 // repository named argo-rollouts) and reads their version from the image
 // tag, else from the version label.
-func (d *doctor) checkArgoController(ctx context.Context) {
-	minimum, ok := parseVersion(d.opts.MinArgoRollouts)
+func checkArgoController(ctx context.Context, c *cluster, _ inputs) []Finding {
+	minimum, ok := parseVersion(c.opts.MinArgoRollouts)
 	if !ok {
-		d.add(Finding{Check: CheckArgo, Status: Error, Message: fmt.Sprintf("minimum Argo Rollouts version %q is not a version", d.opts.MinArgoRollouts)})
-		return
+		return []Finding{{Status: Error, Message: fmt.Sprintf("minimum Argo Rollouts version %q is not a version", c.opts.MinArgoRollouts)}}
 	}
-	deps, err := d.cs.AppsV1().Deployments("").List(ctx, listOptions(""))
+	deps, err := c.core.AppsV1().Deployments("").List(ctx, listOptions(""))
 	if err != nil {
-		d.errorf(CheckArgo, "", err, "listing Deployments to find the Argo Rollouts controller")
-		return
+		return []Finding{errorFinding("", err, "listing Deployments to find the Argo Rollouts controller")}
 	}
-	found := 0
+	var out []Finding
 	for i := range deps.Items {
 		dep := &deps.Items[i]
-		c := controllerContainer(dep)
-		if c == nil {
+		ctr := controllerContainer(dep)
+		if ctr == nil {
 			continue
 		}
-		found++
 		obj := "deployment/" + dep.Namespace + "/" + dep.Name
-		repo, tag := splitImage(c.Image)
+		repo, tag := splitImage(ctr.Image)
 		version, from := tag, "image tag"
 		v, ok := parseVersion(version)
 		if !ok {
@@ -54,23 +51,22 @@ func (d *doctor) checkArgoController(ctx context.Context) {
 				}
 			}
 		}
-		if !ok {
-			d.add(Finding{Check: CheckArgo, Status: Info, Object: obj,
-				Message: fmt.Sprintf("Argo Rollouts controller image %s: version not known (no version tag, no %s label); canary-tagger needs %s or later", c.Image, argoVersionLabel, d.opts.MinArgoRollouts)})
-			continue
+		switch {
+		case !ok:
+			out = append(out, Finding{Status: Info, Object: obj,
+				Message: fmt.Sprintf("Argo Rollouts controller image %s: version not known (no version tag, no %s label); canary-tagger needs %s or later", ctr.Image, argoVersionLabel, c.opts.MinArgoRollouts)})
+		case less(v, minimum):
+			out = append(out, Finding{Status: Action, Object: obj,
+				Message: fmt.Sprintf("Argo Rollouts controller is %s (from its %s), older than %s: canary-tagger is tested with %s", version, from, c.opts.MinArgoRollouts, TestedArgoRollouts),
+				Fix:     argoImageFix(dep.Namespace, dep.Name, ctr.Name, repo)})
+		default:
+			out = append(out, Finding{Status: OK, Object: obj, Message: fmt.Sprintf("Argo Rollouts controller %s (from its %s)", version, from)})
 		}
-		if less(v, minimum) {
-			d.add(Finding{Check: CheckArgo, Status: Action, Object: obj,
-				Message: fmt.Sprintf("Argo Rollouts controller is %s (from its %s), older than %s: canary-tagger is tested with %s", version, from, d.opts.MinArgoRollouts, TestedArgoRollouts),
-				Fix: []string{fmt.Sprintf("kubectl -n %s set image deployment/%s %s=%s:%s   # or upgrade the release you installed it with",
-					dep.Namespace, dep.Name, c.Name, repo, TestedArgoRollouts)}})
-			continue
-		}
-		d.add(Finding{Check: CheckArgo, Status: OK, Object: obj, Message: fmt.Sprintf("Argo Rollouts controller %s (from its %s)", version, from)})
 	}
-	if found == 0 {
-		d.add(Finding{Check: CheckArgo, Status: Info, Message: "no Argo Rollouts controller Deployment found (none runs an argo-rollouts image): its version was not checked"})
+	if len(out) == 0 {
+		out = append(out, Finding{Status: Info, Message: "no Argo Rollouts controller Deployment found (none runs an argo-rollouts image): its version was not checked"})
 	}
+	return out
 }
 
 // controllerContainer is the Deployment's argo-rollouts container: its image

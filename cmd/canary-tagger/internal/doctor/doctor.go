@@ -9,7 +9,6 @@ package doctor
 
 import (
 	"context"
-	"fmt"
 	"sort"
 	"strings"
 	"time"
@@ -35,20 +34,23 @@ const (
 	Error Status = "error"
 )
 
-// Checks, in the order they run and are printed.
+// Category is what a finding is about, printed as its "check" (the first
+// column of docs/doctor.md's table). The list in checks.go orders them.
+type Category string
+
 const (
-	CheckWebhook   = "webhook"
-	CheckRollout   = "rollout"
-	CheckAgentPod  = "agent-pod"
-	CheckPromoted  = "promoted-canary"
-	CheckArgo      = "argo-rollouts"
-	CheckNamespace = "namespaces"
+	Webhook        Category = "webhook"
+	Namespaces     Category = "namespaces"
+	Rollout        Category = "rollout"
+	PromotedCanary Category = "promoted-canary"
+	AgentPod       Category = "agent-pod"
+	ArgoRollouts   Category = "argo-rollouts"
 )
 
 // Finding is one line of the report.
 type Finding struct {
-	Check  string `json:"check"`
-	Status Status `json:"status"`
+	Category Category `json:"check"`
+	Status   Status   `json:"status"`
 	// Object is what the finding is about, kind/namespace/name or kind/name.
 	Object  string `json:"object,omitempty"`
 	Message string `json:"message"`
@@ -112,18 +114,6 @@ type Options struct {
 	Now func() time.Time
 }
 
-// doctor holds the clients and what earlier checks learnt.
-type doctor struct {
-	opts Options
-	cs   kubernetes.Interface
-	dyn  dynamic.Interface
-	rep  *Report
-
-	wh webhookInfo
-	// nsLabels: every namespace's labels.
-	nsLabels map[string]map[string]string
-}
-
 // Run makes every check against the cluster of cfg.
 func Run(ctx context.Context, cfg *rest.Config, opts Options) (Report, error) {
 	if opts.Now == nil {
@@ -137,7 +127,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) (Report, error) {
 	}
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = "canary-tagger-doctor"
-	cs, err := kubernetes.NewForConfig(cfg)
+	core, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return Report{}, err
 	}
@@ -145,17 +135,12 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) (Report, error) {
 	if err != nil {
 		return Report{}, err
 	}
-	rep := &Report{Cluster: cfg.Host, WebhookConfiguration: opts.WebhookConfiguration}
-	d := &doctor{opts: opts, cs: cs, dyn: dyn, rep: rep}
-	// The namespaces are needed by every scope decision; without them
-	// nothing else can be said.
-	if err := d.loadNamespaces(ctx); err != nil {
-		return Report{}, fmt.Errorf("listing namespaces: %w", err)
+	c := &cluster{opts: opts, core: core, dyn: dyn}
+	in, err := load(ctx, c)
+	if err != nil {
+		return Report{}, err
 	}
-	d.checkWebhook(ctx)
-	d.checkRollouts(ctx)
-	d.checkAgentPods(ctx)
-	d.checkArgoController(ctx)
+	rep := Report{Cluster: cfg.Host, WebhookConfiguration: opts.WebhookConfiguration, Findings: runChecks(ctx, c, in, checks)}
 	for _, f := range rep.Findings {
 		switch f.Status {
 		case OK:
@@ -168,43 +153,7 @@ func Run(ctx context.Context, cfg *rest.Config, opts Options) (Report, error) {
 			rep.Summary.Error++
 		}
 	}
-	return *rep, nil
-}
-
-func (d *doctor) add(f Finding) { d.rep.Findings = append(d.rep.Findings, f) }
-
-func (d *doctor) errorf(check, object string, err error, format string, args ...any) {
-	d.add(Finding{Check: check, Status: Error, Object: object, Message: fmt.Sprintf(format, args...) + ": " + err.Error()})
-}
-
-func (d *doctor) loadNamespaces(ctx context.Context) error {
-	list, err := d.cs.CoreV1().Namespaces().List(ctx, listOptions(""))
-	if err != nil {
-		return err
-	}
-	d.nsLabels = map[string]map[string]string{}
-	for _, ns := range list.Items {
-		labels := ns.Labels
-		if labels == nil {
-			labels = map[string]string{}
-		}
-		// The apiserver sets this label; an old object may lack it, and
-		// the manifests' selectors rely on it.
-		if _, ok := labels["kubernetes.io/metadata.name"]; !ok {
-			labels = copyMap(labels)
-			labels["kubernetes.io/metadata.name"] = ns.Name
-		}
-		d.nsLabels[ns.Name] = labels
-	}
-	return nil
-}
-
-func copyMap(m map[string]string) map[string]string {
-	out := make(map[string]string, len(m)+1)
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return rep, nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -3,11 +3,13 @@ package doctor
 import (
 	"bytes"
 	"crypto/x509"
+	"reflect"
 	"strings"
 	"testing"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 func TestParseVersion(t *testing.T) {
@@ -86,14 +88,30 @@ func TestCAPool(t *testing.T) {
 // A serving Secret whose tls.crt holds no certificate: the webhook has
 // nothing to serve, an action with the caBundle's fix.
 func TestVerifyServingWithoutCertificate(t *testing.T) {
-	d := &doctor{rep: &Report{}}
 	sec := &corev1.Secret{Data: map[string][]byte{corev1.TLSCertKey: []byte("not pem")}}
 	ref := &admissionv1.ServiceReference{Namespace: "canary-tagger", Name: "canary-tagger"}
-	d.verifyServing("mwc", "secret/canary-tagger/tls", sec, ref, x509.NewCertPool(), &admissionv1.MutatingWebhookConfiguration{})
-	if len(d.rep.Findings) != 1 {
-		t.Fatalf("findings %+v, want one", d.rep.Findings)
-	}
-	if f := d.rep.Findings[0]; f.Status != Action || f.Object != "secret/canary-tagger/tls" || !strings.Contains(f.Message, "no usable certificate in tls.crt") {
+	mwc := &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "canary-tagger"}}
+	f := verifyServing(&cluster{}, "mwc", "secret/canary-tagger/tls", sec, ref, x509.NewCertPool(), mwc)
+	if f.Status != Action || f.Object != "secret/canary-tagger/tls" || !strings.Contains(f.Message, "no usable certificate in tls.crt") {
 		t.Errorf("finding %+v, want an action on the Secret naming its tls.crt", f)
+	}
+	if !reflect.DeepEqual(f.Fix, caBundleFix(mwc)) {
+		t.Errorf("fix %q, want the caBundle's %q", f.Fix, caBundleFix(mwc))
+	}
+}
+
+// Where the caBundle comes from decides where to look: cert-manager's
+// Certificate and CA injector, or serve --self-managed-tls in the Service's
+// namespace.
+func TestCABundleFix(t *testing.T) {
+	certManager := &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "canary-tagger",
+		Annotations: map[string]string{injectCAFromAnnotation: "tagging/canary-tagger-webhook"}}}
+	if got := caBundleFix(certManager); len(got) != 2 || !strings.HasPrefix(got[0], "kubectl -n tagging get certificate canary-tagger-webhook ") {
+		t.Errorf("cert-manager: %q", got)
+	}
+	selfManaged := &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "ct"},
+		Webhooks: []admissionv1.MutatingWebhook{{ClientConfig: admissionv1.WebhookClientConfig{Service: &admissionv1.ServiceReference{Namespace: "tagging", Name: "ct"}}}}}
+	if got := caBundleFix(selfManaged); len(got) != 1 || !strings.HasPrefix(got[0], "kubectl -n tagging logs deployment/ct --tail=50 ") {
+		t.Errorf("self-managed: %q", got)
 	}
 }

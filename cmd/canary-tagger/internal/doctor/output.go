@@ -25,7 +25,7 @@ func WriteText(w io.Writer, r Report) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "canary-tagger doctor: cluster %s, webhook configuration %s\n\n", r.Cluster, r.WebhookConfiguration)
 	for _, f := range r.Findings {
-		fmt.Fprintf(&b, "%s %-15s ", marks[f.Status], f.Check)
+		fmt.Fprintf(&b, "%s %-15s ", marks[f.Status], f.Category)
 		if f.Object != "" {
 			fmt.Fprintf(&b, "%s: ", f.Object)
 		}

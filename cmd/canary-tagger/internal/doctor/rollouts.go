@@ -29,62 +29,90 @@ const hashLabel = "rollouts-pod-template-hash"
 // never saw: any update goes through the webhook, which then injects.
 const reappliedAnnotation = "canary-tagger.io/reapplied-at"
 
+// rolloutList is the Rollouts in -n's scope, as stored.
+type rolloutList struct {
+	items []unstructured.Unstructured
+	// listed is false when there is nothing to check: the CRD is not
+	// installed (crdMissing) or listing failed (err).
+	listed     bool
+	crdMissing bool
+	err        error
+}
+
+func loadRollouts(ctx context.Context, c *cluster, in *inputs) error {
+	list, err := c.dyn.Resource(rolloutGVR).Namespace(c.opts.Namespace).List(ctx, listOptions(""))
+	switch {
+	case apierrors.IsNotFound(err):
+		in.rollouts = rolloutList{crdMissing: true}
+	case err != nil:
+		in.rollouts = rolloutList{err: err}
+	default:
+		in.rollouts = rolloutList{items: list.Items, listed: true}
+	}
+	return nil
+}
+
 // checkRollouts runs the Rollout rule on every Rollout as stored: a canary
 // Rollout in scope that the rule would still change was created before the
 // install or while the webhook was down; a conflict is reported with the
-// rule's reason. Then the promoted-canary check (argo-rollouts #4944).
-func (d *doctor) checkRollouts(ctx context.Context) {
-	list, err := d.dyn.Resource(rolloutGVR).Namespace(d.opts.Namespace).List(ctx, listOptions(""))
-	if apierrors.IsNotFound(err) {
-		d.add(Finding{Check: CheckRollout, Status: Info, Message: "the Argo Rollouts CRD (rollouts.argoproj.io) is not installed: no Rollout to check"})
-		return
+// rule's reason.
+func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
+	switch {
+	case in.rollouts.crdMissing:
+		return []Finding{{Status: Info, Message: "the Argo Rollouts CRD (rollouts.argoproj.io) is not installed: no Rollout to check"}}
+	case in.rollouts.err != nil:
+		return []Finding{errorFinding("", in.rollouts.err, "listing Rollouts")}
 	}
-	if err != nil {
-		d.errorf(CheckRollout, "", err, "listing Rollouts")
-		return
-	}
+	var out []Finding
 	labelled, outOfScope := 0, 0
-	for i := range list.Items {
-		r := &list.Items[i]
-		obj := "rollout/" + r.GetNamespace() + "/" + r.GetName()
-		_, res := rollout.Mutate(r.Object, d.opts.Rules.Rollout, d.templateLabels(ctx, r.GetNamespace()))
-		summary := res.Summary()
-		inScope := d.inScope(d.wh.rollouts, r.GetNamespace(), r.GetLabels())
+	for i := range in.rollouts.items {
+		r := &in.rollouts.items[i]
+		_, res := rollout.Mutate(r.Object, c.opts.Rules.Rollout, templateLabels(ctx, c, r.GetNamespace()))
 		switch {
 		case res.Outcome == outcome.Present:
 			labelled++
-		case !inScope:
+		case !inScope(in.registration.rollouts, in.namespaces, r.GetNamespace(), r.GetLabels()):
 			if res.Outcome == outcome.Injected {
 				outOfScope++
 			}
-		case res.Outcome == outcome.Injected:
-			d.add(Finding{Check: CheckRollout, Status: Action, Object: obj,
-				Message: fmt.Sprintf("canary Rollout without the %q label in its ephemeral metadata: created before canary-tagger was installed or while the webhook was down; any update goes through the webhook and adds it", d.opts.Rules.Rollout.LabelKey),
-				Items:   summary.Added,
-				Fix: []string{
-					fmt.Sprintf("kubectl -n %s annotate rollout %s %s=%s --overwrite   # or re-apply its manifest", r.GetNamespace(), r.GetName(), reappliedAnnotation, d.opts.Now().UTC().Format("2006-01-02T15.04.05Z")),
-				}})
-		case res.Outcome == outcome.Conflict:
-			d.add(Finding{Check: CheckRollout, Status: Action, Object: obj,
-				Message: "skipped by the webhook because of a conflict: " + strings.Join(summary.Warnings, "; "),
-				Reason:  summary.Reason,
-				Fix: []string{
-					fmt.Sprintf("# remove %q from %s, or run canary-tagger with another --label-key; or, to leave this Rollout unlabelled:", d.opts.Rules.Rollout.LabelKey, conflictWhere(res)),
-					fmt.Sprintf("kubectl -n %s annotate rollout %s %s=false", r.GetNamespace(), r.GetName(), rollout.OptOutAnnotation),
-				}})
-		case res.Outcome == outcome.Skipped && res.Reason == rollout.ReasonUnexpectedType:
-			d.add(Finding{Check: CheckRollout, Status: Action, Object: obj,
-				Message: "skipped by the webhook: a field has an unexpected type",
-				Reason:  summary.Reason,
-				Fix:     []string{fmt.Sprintf("kubectl -n %s edit rollout %s   # %s", r.GetNamespace(), r.GetName(), res.Detail)}})
+		default:
+			if f, ok := rolloutFinding(c, r, res); ok {
+				out = append(out, f)
+			}
 		}
 	}
-	msg := fmt.Sprintf("%d canary Rollout(s) carry the %q label in their ephemeral metadata", labelled, d.opts.Rules.Rollout.LabelKey)
+	msg := fmt.Sprintf("%d canary Rollout(s) carry the %q label in their ephemeral metadata", labelled, c.opts.Rules.Rollout.LabelKey)
 	if outOfScope > 0 {
 		msg += fmt.Sprintf("; %d in namespaces the webhook does not cover are left as they are", outOfScope)
 	}
-	d.add(Finding{Check: CheckRollout, Status: OK, Message: msg})
-	d.checkPromoted(ctx, list.Items)
+	return append(out, Finding{Status: OK, Message: msg})
+}
+
+// rolloutFinding is what the Rollout rule's result on a Rollout in scope
+// says needs doing, if anything.
+func rolloutFinding(c *cluster, r *unstructured.Unstructured, res rollout.Result) (Finding, bool) {
+	ns, name := r.GetNamespace(), r.GetName()
+	obj := "rollout/" + ns + "/" + name
+	key := c.opts.Rules.Rollout.LabelKey
+	summary := res.Summary()
+	switch {
+	case res.Outcome == outcome.Injected:
+		return Finding{Status: Action, Object: obj,
+			Message: fmt.Sprintf("canary Rollout without the %q label in its ephemeral metadata: created before canary-tagger was installed or while the webhook was down; any update goes through the webhook and adds it", key),
+			Items:   summary.Added,
+			Fix:     reapplyFix(ns, name, c.opts.Now())}, true
+	case res.Outcome == outcome.Conflict:
+		return Finding{Status: Action, Object: obj,
+			Message: "skipped by the webhook because of a conflict: " + strings.Join(summary.Warnings, "; "),
+			Reason:  summary.Reason,
+			Fix:     conflictFix(ns, name, key, res)}, true
+	case res.Outcome == outcome.Skipped && res.Reason == rollout.ReasonUnexpectedType:
+		return Finding{Status: Action, Object: obj,
+			Message: "skipped by the webhook: a field has an unexpected type",
+			Reason:  summary.Reason,
+			Fix:     editRolloutFix(ns, name, res.Detail)}, true
+	}
+	return Finding{}, false
 }
 
 func joinReason(reason, detail string) string {
@@ -108,9 +136,9 @@ func conflictWhere(res rollout.Result) string {
 
 // templateLabels reads a workloadRef's pod template labels (GET) as the
 // server does, so the rule sees the same conflicts.
-func (d *doctor) templateLabels(ctx context.Context, ns string) rollout.TemplateLabels {
+func templateLabels(ctx context.Context, c *cluster, ns string) rollout.TemplateLabels {
 	return func(ref rollout.WorkloadRef) (map[string]string, error) {
-		return webhook.WorkloadTemplateLabels(ctx, func() (dynamic.Interface, error) { return d.dyn, nil }, ns, ref)
+		return webhook.WorkloadTemplateLabels(ctx, func() (dynamic.Interface, error) { return c.dyn, nil }, ns, ref)
 	}
 }
 
@@ -118,11 +146,15 @@ func (d *doctor) templateLabels(ctx context.Context, ns string) rollout.Template
 // current pod hash, Healthy) that still carry the canary value: Argo
 // Rollouts did not relabel them (argo-rollouts #4944), and Datadog counts
 // stable traffic as canary.
-func (d *doctor) checkPromoted(ctx context.Context, rollouts []unstructured.Unstructured) {
-	key := d.opts.Rules.Rollout.LabelKey
+func checkPromoted(ctx context.Context, c *cluster, in inputs) []Finding {
+	if !in.rollouts.listed {
+		return nil // the rollout check says why
+	}
+	var out []Finding
+	key := c.opts.Rules.Rollout.LabelKey
 	promoted, stale := 0, 0
-	for i := range rollouts {
-		r := &rollouts[i]
+	for i := range in.rollouts.items {
+		r := &in.rollouts.items[i]
 		canaryValue, ok, _ := unstructured.NestedString(r.Object, "spec", "strategy", "canary", "canaryMetadata", "labels", key)
 		if !ok || canaryValue == "" {
 			continue // Argo Rollouts puts no such label on its pods
@@ -135,10 +167,11 @@ func (d *doctor) checkPromoted(ctx context.Context, rollouts []unstructured.Unst
 			continue
 		}
 		promoted++
+		obj := "rollout/" + r.GetNamespace() + "/" + r.GetName()
 		sel := labels.Set{key: canaryValue, hashLabel: stableRS}.AsSelector()
-		pods, err := d.dyn.Resource(podGVR).Namespace(r.GetNamespace()).List(ctx, listOptions(sel.String()))
+		pods, err := c.dyn.Resource(podGVR).Namespace(r.GetNamespace()).List(ctx, listOptions(sel.String()))
 		if err != nil {
-			d.errorf(CheckPromoted, "rollout/"+r.GetNamespace()+"/"+r.GetName(), err, "listing its pods labelled %s", sel)
+			out = append(out, errorFinding(obj, err, "listing its pods labelled %s", sel))
 			continue
 		}
 		rolloutSel := rolloutSelector(r)
@@ -153,18 +186,15 @@ func (d *doctor) checkPromoted(ctx context.Context, rollouts []unstructured.Unst
 			continue
 		}
 		stale++
-		fix := fmt.Sprintf("kubectl -n %s label pods -l %s %s=%s --overwrite", r.GetNamespace(), shellQuote(sel.String()), key, stableValue)
-		if stableValue == "" {
-			fix = fmt.Sprintf("kubectl -n %s label pods -l %s %s-", r.GetNamespace(), shellQuote(sel.String()), key)
-		}
-		d.add(Finding{Check: CheckPromoted, Status: Action, Object: "rollout/" + r.GetNamespace() + "/" + r.GetName(),
+		out = append(out, Finding{Status: Action, Object: obj,
 			Message: fmt.Sprintf("fully promoted (stable %s, Healthy) but %d pod(s) still labelled %s=%s: Argo Rollouts did not relabel them (argo-rollouts #4944), and Datadog counts them as canary", stableRS, len(names), key, canaryValue),
 			Items:   names,
-			Fix:     []string{fix}})
+			Fix:     relabelFix(r.GetNamespace(), sel, key, stableValue)})
 	}
 	if stale == 0 {
-		d.add(Finding{Check: CheckPromoted, Status: OK, Message: fmt.Sprintf("no pod labelled canary on a fully promoted Rollout (%d promoted)", promoted)})
+		out = append(out, Finding{Status: OK, Message: fmt.Sprintf("no pod labelled canary on a fully promoted Rollout (%d promoted)", promoted)})
 	}
+	return out
 }
 
 // rolloutSelector is spec.selector, or nothing-excluded when it cannot be read.
