@@ -75,12 +75,18 @@ type Document struct {
 	body, bodyEnd int
 	obj           map[string]any
 	objJSON       []byte
+	// input is the position of the document's source among the inputs
+	// (two -f of one file are two sources), parseErr why it does not parse.
+	input    int
+	parseErr *ParseError
 }
 
 // Result is the processed stream.
 type Result struct {
 	Docs  []*Document
 	Notes []Note
+	// Failed are the parse errors of the sources ProcessEach left out.
+	Failed []*ParseError
 }
 
 // Changed counts the documents written differently from their input: what
