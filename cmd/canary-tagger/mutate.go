@@ -33,10 +33,17 @@ alone: a file that does not parse is named on stderr and left out, the
 others are processed (and written), and the exit status is 2 at the end.
 --check lists on stderr each file that would change.
 
+As a KRM function (kustomize exec transformer, kpt): a config.kubernetes.io/v1
+ResourceList on stdin is answered with the ResourceList, its items mutated
+and its results saying what the report says; settings may come from the
+functionConfig ConfigMap's data (labelKey, stableValue, canaryValue, tagName,
+blueGreen, agentSelector), over the flags.
+
 Exit status: 0 done; 1 with --check, some document would be written
-differently (--check agrees with what mutate writes); 2 error (bad flag,
-unreadable file, unparsable document): without -R or -w nothing is
-written.
+differently (--check agrees with what mutate writes), or a KRM
+functionConfig is invalid (the items are answered unchanged); 2 error
+(bad flag, unreadable file, unparsable document): without -R or -w
+nothing is written.
 
 Flags:
 `

@@ -24,7 +24,7 @@ type Command struct {
 }
 
 // Run runs the command and returns its exit code: 0 done, 1 --check found
-// changes, 2 error.
+// changes or a KRM function's settings are invalid, 2 error.
 //
 // With -R or -w every file stands alone: one that does not parse is named
 // and left out, the others are processed (and written), and the exit code
@@ -52,6 +52,9 @@ func (c Command) Run(stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	opts := Options{Rollout: rules.Rollout, AgentPod: rules.AgentPod}
+	if fn := resourceList(c, inputs); fn != nil && !c.Check {
+		return c.function(fn, stdout, stderr)
+	}
 	if c.Recursive || c.Write {
 		return c.each(inputs, opts, stdout, stderr)
 	}
