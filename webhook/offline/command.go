@@ -52,8 +52,10 @@ func (c Command) Run(stdin io.Reader, stdout, stderr io.Writer) int {
 		return fail(err)
 	}
 	opts := Options{Rollout: rules.Rollout, AgentPod: rules.AgentPod}
-	if fn := resourceList(c, inputs); fn != nil && !c.Check {
-		return c.function(fn, stdout, stderr)
+	if !c.Check {
+		if call := resourceList(c, inputs); call != nil {
+			return c.function(call, stdout, stderr)
+		}
 	}
 	if c.Recursive || c.Write {
 		return c.each(inputs, opts, stdout, stderr)
