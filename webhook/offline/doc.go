@@ -21,6 +21,10 @@
 // Every changed document is decoded again, as kubectl would, and compared
 // with the operations applied by evanphx/json-patch to the decoded object: a
 // document that does not match is left as it was and reported.
+//
+// Command is a whole run of `mutate`: the stream on stdout, files written in
+// place (-w), the --check report, or the answer to a KRM function call (a
+// ResourceList on stdin, its results added by the same operations).
 package offline
 
 import (
