@@ -3,7 +3,8 @@
 # binaries) and caches them under bin/, keyed by version.
 #
 #   hack/tools.sh k8s       bin/k8s/{kube-apiserver,etcd,kubectl}  (integration tests;
-#                           a KUBEBUILDER_ASSETS folder)
+#                           a KUBEBUILDER_ASSETS folder) + bin/k8s/kustomize (the standalone
+#                           one: kubectl kustomize cannot run exec KRM functions)
 #   hack/tools.sh e2e       everything: the above + bin/k8s/{kube-controller-manager,
 #                           kube-scheduler} + bin/e2e/{kwok,rollouts-controller,
 #                           kubectl-argo-rollouts,datadog-operator,kwok-stages.yaml}
@@ -14,7 +15,7 @@
 #                           $ARGO_ROLLOUTS_DIR/manifests/crds, $CERT_MANAGER_DIR/deploy/crds
 #                           and $DATADOG_OPERATOR_DIR/config/crd/bases/v1
 #
-# Versions live only in the tools modules: test/tools/{k8s,etcd,argo,datadog-operator}/go.mod.
+# Versions live only in the tools modules: test/tools/{k8s,etcd,argo,datadog-operator,kustomize}/go.mod.
 # Each binary has a stamp file bin/<dir>/.<name>.version holding the module
 # version, a hash of the tools module's go.mod+go.sum, the Go version and the
 # ldflags; the binary is rebuilt only when the stamp differs.
@@ -178,6 +179,16 @@ build_datadog_operator() {
     github.com/DataDog/datadog-operator/cmd "5m" "-s -w -X ${p}.Version=${v#v}"
 }
 
+# kustomize: the standalone binary (test/install runs `mutate` as its exec
+# KRM function; kubectl's embedded kustomize skips exec functions).
+build_kustomize() {
+  local v t p=sigs.k8s.io/kustomize/api/provenance
+  v="$(mod_version kustomize sigs.k8s.io/kustomize/kustomize/v5)"
+  t="$(mod_time kustomize sigs.k8s.io/kustomize/kustomize/v5)"
+  build kustomize "${BIN_K8S}" kustomize sigs.k8s.io/kustomize/kustomize/v5 sigs.k8s.io/kustomize/kustomize/v5 "1m" \
+    "-s -w -X ${p}.version=kustomize/${v}${t:+ -X ${p}.buildDate=${t}}"
+}
+
 # operator-render: the Operator's own reconcilers run against a fake client,
 # writing what it would create for a DatadogAgent (make operator-renders).
 build_operator_render() {
@@ -225,7 +236,7 @@ lock() {
 }
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -234,17 +245,19 @@ main() {
   case "$1" in
     k8s)
       lock
-      STEPS=3
+      STEPS=4
       build_k8s kube-apiserver "4m"
       build_etcd
       build_k8s kubectl "45s"
+      build_kustomize
       ;;
     e2e)
       lock
-      STEPS=10
+      STEPS=11
       build_k8s kube-apiserver "4m"
       build_etcd
       build_k8s kubectl "45s"
+      build_kustomize
       build_k8s kube-controller-manager "2m"
       build_k8s kube-scheduler "40s"
       build_kwok

@@ -11,7 +11,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/offline"
 )
 
-const mutateUsage = `Usage: canary-tagger mutate [-f FILE|DIR|-]... [-R] [--check] [shared flags]
+const mutateUsage = `Usage: canary-tagger mutate [-f FILE|DIR|-]... [-R] [-w | --check] [shared flags]
 
 Applies canary-tagger's mutation to Kubernetes manifests, as the webhook would
 at admission: Argo Rollouts with canary steps get the role label in
@@ -27,15 +27,29 @@ or needs a look is reported on stderr.
 Reads stdin when no -f is given. As a Helm post-renderer:
   helm install dd datadog/datadog --post-renderer canary-tagger --post-renderer-args mutate
 
+With -w the changed files are written in place instead (like gofmt -w);
+files it does not change are not touched. With -R or -w each file stands
+alone: a file that does not parse is named on stderr and left out, the
+others are processed (and written), and the exit status is 2 at the end.
+--check lists on stderr each file that would change.
+
+As a KRM function (kustomize exec transformer, kpt): a config.kubernetes.io/v1
+ResourceList on stdin is answered with the ResourceList, its items mutated
+and its results saying what the report says; settings may come from the
+functionConfig ConfigMap's data (labelKey, stableValue, canaryValue, tagName,
+blueGreen, agentSelector), over the flags.
+
 Exit status: 0 done; 1 with --check, some document would be written
-differently (--check agrees with what mutate writes); 2 error
-(bad flag, unreadable file, unparsable document): nothing is written.
+differently (--check agrees with what mutate writes), or a KRM
+functionConfig is invalid (the items are answered unchanged); 2 error
+(bad flag, unreadable file, unparsable document): without -R or -w
+nothing is written.
 
 Flags:
 `
 
-// runMutate is the `mutate` subcommand (contract 6). Exit codes: 0 ok, 1 --check
-// found changes, 2 error (nothing written).
+// runMutate is the `mutate` subcommand (contract 6): its flags; the run is
+// offline.Command's.
 func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -43,7 +57,8 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	fs.Var(&files, "f", "manifest `FILE`, directory (its *.yaml, *.yml, *.json files) or - for stdin; repeatable")
 	fs.Var(&files, "filename", "same as -f `FILE`")
 	recursive := fs.Bool("R", false, "with -f DIR, also read the files of its subdirectories")
-	check := fs.Bool("check", false, "write nothing; exit 1 if any document would change (for CI)")
+	check := fs.Bool("check", false, "write nothing; list the files that would change on stderr and exit 1 if any (for CI)")
+	write := fs.Bool("w", false, "write the changed files in place (atomically, mode kept) instead of the stream; unchanged files are not touched")
 	var shared config.Flags
 	shared.Register(fs)
 	fs.Usage = func() {
@@ -60,40 +75,7 @@ func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "canary-tagger mutate: unexpected argument %q (name files with -f)\n", fs.Arg(0))
 		return 2
 	}
-	rules, err := shared.Validate()
-	if err != nil {
-		fmt.Fprintf(stderr, "canary-tagger mutate: %v\n", err)
-		return 2
-	}
-	inputs, err := offline.Read(files, *recursive, stdin)
-	if err != nil {
-		fmt.Fprintf(stderr, "canary-tagger mutate: %v\n", err)
-		return 2
-	}
-	// Everything is read, parsed and mutated before a byte is written, so an
-	// error in the last document leaves stdout empty (contract 7).
-	res, err := offline.Process(inputs, offline.Options{Rollout: rules.Rollout, AgentPod: rules.AgentPod})
-	if err != nil {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(stderr, "canary-tagger mutate: %s\n", line)
-		}
-		return 2
-	}
-	for _, n := range res.Notes {
-		fmt.Fprintln(stderr, n)
-	}
-	if *check {
-		if n := res.Changed(); n > 0 {
-			fmt.Fprintf(stderr, "canary-tagger mutate --check: %d of %d documents would change\n", n, len(res.Docs))
-			return 1
-		}
-		return 0
-	}
-	if _, err := res.WriteTo(stdout); err != nil {
-		fmt.Fprintf(stderr, "canary-tagger mutate: writing the output: %v\n", err)
-		return 2
-	}
-	return 0
+	return offline.Command{Files: files, Recursive: *recursive, Check: *check, Write: *write, Settings: shared}.Run(stdin, stdout, stderr)
 }
 
 // fileList is a repeatable -f.

@@ -1,13 +1,18 @@
 // Package config holds the settings shared by `serve` and `mutate` (contract 1):
 // which label to inject, its two values, the Datadog tag it maps to, and
 // which pods are Datadog agents. Both shells validate them the same way and
-// refuse to start with a message naming the flag.
+// refuse to start with a message naming the flag; `mutate` run as a KRM
+// function takes them from its functionConfig's data too, checked by the same
+// code (ValidateData).
 package config
 
 import (
 	"flag"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
+	"strconv"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/labels"
@@ -57,30 +62,78 @@ func (f *Flags) Register(fs *flag.FlagSet) {
 // Validate checks every value and builds the rules' options. The error names
 // the offending flag.
 func (f Flags) Validate() (Rules, error) {
-	if errs := validation.IsQualifiedName(f.LabelKey); len(errs) > 0 {
-		return Rules{}, flagErr("label-key", f.LabelKey, "not a valid label key", errs)
+	return f.validate(flagNames)
+}
+
+// settingNames are what a message calls each setting: a flag, or a key of a
+// KRM functionConfig's data.
+type settingNames struct {
+	labelKey, stableValue, canaryValue, tagName, agentSelector, blueGreen string
+}
+
+var (
+	flagNames = settingNames{"--label-key", "--stable-value", "--canary-value", "--tag-name", "--agent-selector", "--blue-green"}
+	dataNames = settingNames{"data.labelKey", "data.stableValue", "data.canaryValue", "data.tagName", "data.agentSelector", "data.blueGreen"}
+)
+
+// ValidateData is Validate for the settings of a KRM function (`mutate`
+// given a ResourceList): base (the flags) with what a functionConfig
+// ConfigMap's data sets, checked by the same code. The error names the data
+// key; a key that is not a setting is an error too (a typo must not go
+// unnoticed).
+func ValidateData(base Flags, data map[string]string) (Rules, error) {
+	f := base
+	for _, key := range slices.Sorted(maps.Keys(data)) {
+		v := data[key]
+		switch "data." + key {
+		case dataNames.labelKey:
+			f.LabelKey = v
+		case dataNames.stableValue:
+			f.StableValue = v
+		case dataNames.canaryValue:
+			f.CanaryValue = v
+		case dataNames.tagName:
+			f.TagName = v
+		case dataNames.agentSelector:
+			f.AgentSelector = v
+		case dataNames.blueGreen:
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return Rules{}, fmt.Errorf("%s=%q: not true or false", dataNames.blueGreen, v)
+			}
+			f.BlueGreen = b
+		default:
+			return Rules{}, fmt.Errorf("data.%s: not a setting (the settings are labelKey, stableValue, canaryValue, tagName, blueGreen, agentSelector)", key)
+		}
 	}
-	for _, fv := range []struct{ name, v string }{{"stable-value", f.StableValue}, {"canary-value", f.CanaryValue}} {
+	return f.validate(dataNames)
+}
+
+func (f Flags) validate(names settingNames) (Rules, error) {
+	if errs := validation.IsQualifiedName(f.LabelKey); len(errs) > 0 {
+		return Rules{}, valueErr(names.labelKey, f.LabelKey, "not a valid label key", errs)
+	}
+	for _, fv := range []struct{ name, v string }{{names.stableValue, f.StableValue}, {names.canaryValue, f.CanaryValue}} {
 		name, v := fv.name, fv.v
 		if v == "" {
-			return Rules{}, fmt.Errorf("--%s: must not be empty", name)
+			return Rules{}, fmt.Errorf("%s: must not be empty", name)
 		}
 		if errs := validation.IsValidLabelValue(v); len(errs) > 0 {
-			return Rules{}, flagErr(name, v, "not a valid label value", errs)
+			return Rules{}, valueErr(name, v, "not a valid label value", errs)
 		}
 	}
 	if f.StableValue == f.CanaryValue {
-		return Rules{}, fmt.Errorf("--stable-value and --canary-value are both %q: stable and canary pods would look the same", f.StableValue)
+		return Rules{}, fmt.Errorf("%s and %s are both %q: stable and canary pods would look the same", names.stableValue, names.canaryValue, f.StableValue)
 	}
 	if err := ValidateTagName(f.TagName); err != nil {
-		return Rules{}, fmt.Errorf("--tag-name=%q: %v", f.TagName, err)
+		return Rules{}, fmt.Errorf("%s=%q: %v", names.tagName, f.TagName, err)
 	}
 	if strings.TrimSpace(f.AgentSelector) == "" {
-		return Rules{}, fmt.Errorf("--agent-selector: must not be empty (it would match every pod)")
+		return Rules{}, fmt.Errorf("%s: must not be empty (it would match every pod)", names.agentSelector)
 	}
 	sel, err := labels.Parse(f.AgentSelector)
 	if err != nil {
-		return Rules{}, fmt.Errorf("--agent-selector=%q: not a valid label selector: %v", f.AgentSelector, err)
+		return Rules{}, fmt.Errorf("%s=%q: not a valid label selector: %v", names.agentSelector, f.AgentSelector, err)
 	}
 	return Rules{
 		Rollout:       rollout.Options{LabelKey: f.LabelKey, StableValue: f.StableValue, CanaryValue: f.CanaryValue, BlueGreen: f.BlueGreen},
@@ -106,6 +159,6 @@ func ValidateTagName(s string) error {
 	return nil
 }
 
-func flagErr(name, value, what string, errs []string) error {
-	return fmt.Errorf("--%s=%q: %s: %s", name, value, what, strings.Join(errs, "; "))
+func valueErr(name, value, what string, errs []string) error {
+	return fmt.Errorf("%s=%q: %s: %s", name, value, what, strings.Join(errs, "; "))
 }

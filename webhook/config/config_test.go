@@ -150,3 +150,48 @@ func TestValidateTagName(t *testing.T) {
 		}
 	}
 }
+
+// TestValidateData: a KRM functionConfig's data sets the settings over the
+// flags, checked by the same code as the flags, with messages naming the key.
+func TestValidateData(t *testing.T) {
+	base := parse(t, "--label-key=track")
+	r, err := config.ValidateData(base, nil)
+	if err != nil || r.Rollout.LabelKey != "track" || r.AgentPod.TagName != "kube_role" {
+		t.Fatalf("no data: want the flags' settings, got %+v, %v", r, err)
+	}
+	r, err = config.ValidateData(base, map[string]string{
+		"labelKey": "tier", "stableValue": "old", "canaryValue": "new", "tagName": "kube_tier",
+		"blueGreen": "true", "agentSelector": "app=datadog",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := rollout.Options{LabelKey: "tier", StableValue: "old", CanaryValue: "new", BlueGreen: true}
+	if r.Rollout != want || r.AgentPod.LabelKey != "tier" || r.AgentPod.TagName != "kube_tier" || r.AgentSelector != "app=datadog" {
+		t.Errorf("data not carried into the options: %+v", r)
+	}
+	if !r.AgentPod.Selector.Matches(labels.Set{"app": "datadog"}) {
+		t.Error("data's selector not used")
+	}
+	if r, err := config.ValidateData(parse(t, "--blue-green"), map[string]string{"blueGreen": "false"}); err != nil || r.Rollout.BlueGreen {
+		t.Errorf("blueGreen: \"false\" over --blue-green: %+v, %v", r.Rollout, err)
+	}
+	for _, c := range []struct {
+		data map[string]string
+		msg  string
+	}{
+		{map[string]string{"labelKey": "bad key"}, `data.labelKey="bad key": not a valid label key`},
+		{map[string]string{"stableValue": ""}, "data.stableValue: must not be empty"},
+		{map[string]string{"canaryValue": "a/b"}, `data.canaryValue="a/b": not a valid label value`},
+		{map[string]string{"canaryValue": "stable"}, `data.stableValue and data.canaryValue are both "stable"`},
+		{map[string]string{"tagName": "Kube_Role"}, `data.tagName="Kube_Role"`},
+		{map[string]string{"agentSelector": " "}, "data.agentSelector: must not be empty"},
+		{map[string]string{"agentSelector": "app in ("}, `data.agentSelector="app in (": not a valid label selector`},
+		{map[string]string{"blueGreen": "yes"}, `data.blueGreen="yes": not true or false`},
+		{map[string]string{"label-key": "role"}, "data.label-key: not a setting"},
+	} {
+		if _, err := config.ValidateData(base, c.data); err == nil || !strings.Contains(err.Error(), c.msg) {
+			t.Errorf("%v: got %v, want an error containing %q", c.data, err, c.msg)
+		}
+	}
+}

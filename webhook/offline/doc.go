@@ -21,6 +21,10 @@
 // Every changed document is decoded again, as kubectl would, and compared
 // with the operations applied by evanphx/json-patch to the decoded object: a
 // document that does not match is left as it was and reported.
+//
+// Command is a whole run of `mutate`: the stream on stdout, files written in
+// place (-w), the --check report, or the answer to a KRM function call (a
+// ResourceList on stdin, its results added by the same operations).
 package offline
 
 import (
@@ -75,12 +79,18 @@ type Document struct {
 	body, bodyEnd int
 	obj           map[string]any
 	objJSON       []byte
+	// input is the position of the document's source among the inputs
+	// (two -f of one file are two sources), parseErr why it does not parse.
+	input    int
+	parseErr *ParseError
 }
 
 // Result is the processed stream.
 type Result struct {
 	Docs  []*Document
 	Notes []Note
+	// Failed are the parse errors of the sources ProcessEach left out.
+	Failed []*ParseError
 }
 
 // Changed counts the documents written differently from their input: what

@@ -21,20 +21,37 @@ import (
 // the document. If any document cannot be parsed it returns an error naming
 // every such document and no result: nothing may be written then (contract 7).
 func Process(inputs []Input, opts Options) (*Result, error) {
-	res := &Result{}
+	docs := parse(inputs)
 	var errs []error
-	for _, in := range inputs {
-		for _, d := range split(in.Name, in.Data) {
-			if err := d.decode(); err != nil {
-				errs = append(errs, err)
-			}
-			res.Docs = append(res.Docs, d)
+	for _, d := range docs {
+		if d.parseErr != nil {
+			errs = append(errs, d.parseErr)
 		}
 	}
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
-	wl := indexWorkloads(res.Docs)
+	res := &Result{Docs: docs}
+	res.apply(opts, indexWorkloads(docs))
+	return res, nil
+}
+
+// parse splits every input into its documents and decodes them; a document
+// that does not parse keeps its error in parseErr.
+func parse(inputs []Input) []*Document {
+	var docs []*Document
+	for i, in := range inputs {
+		for _, d := range split(in.Name, in.Data) {
+			d.input = i
+			d.parseErr = d.decode()
+			docs = append(docs, d)
+		}
+	}
+	return docs
+}
+
+// apply runs the rules on the result's documents and writes their changes.
+func (res *Result) apply(opts Options, wl workloads) {
 	for _, d := range res.Docs {
 		if d.obj == nil {
 			continue
@@ -55,7 +72,6 @@ func Process(inputs []Input, opts Options) (*Result, error) {
 		}
 		d.Out, d.Changed = out, !bytes.Equal(out, d.Raw)
 	}
-	return res, nil
 }
 
 // ParseError is a document that is neither YAML nor JSON.
@@ -79,10 +95,10 @@ var yamlErrLine = regexp.MustCompile(`^(?:yaml: )?line (\d+): `)
 
 // decode reads the document the way kubectl does (sigs.k8s.io/yaml, YAML
 // 1.1 semantics) so that the rules see what the apiserver will get.
-func (d *Document) decode() (err error) {
+func (d *Document) decode() (failure *ParseError) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = &ParseError{Source: d.Source, Index: d.Index, DocLine: d.Line, Msg: fmt.Sprintf("parser failure: %v", p)}
+			failure = &ParseError{Source: d.Source, Index: d.Index, DocLine: d.Line, Msg: fmt.Sprintf("parser failure: %v", p)}
 		}
 	}()
 	if d.Format == FormatJSON {
