@@ -33,6 +33,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // chartMode is one mode × TLS combination of the chart, named like the
@@ -674,7 +675,7 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			if err := env.Client.Delete(ctx, svc); err != nil {
 				t.Fatal(err)
 			}
-			if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+			if err := harness.Eventually(ctx, "the ExternalName Service to be created", func(ctx context.Context) (bool, error) {
 				err := env.Client.Create(ctx, external.DeepCopy())
 				return err == nil, err
 			}); err != nil {
@@ -732,7 +733,7 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 				}
 				caPEM = sec.Data[certs.CAFile]
 			}
-			if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+			if err := harness.Eventually(ctx, "every caBundle to be the CA", func(ctx context.Context) (bool, error) {
 				if err := env.Client.Get(ctx, client.ObjectKey{Name: mwcName}, mwc); err != nil {
 					return false, err
 				}
@@ -760,9 +761,9 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			if !m.entry.optIn {
 				inject = apps
 			}
-			if err := harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+			if err := webhooktest.Poll(ctx, "Rollouts in "+inject+" to be injected", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 				if err := proc.Exited(); err != nil {
-					return false, harness.Stop(err)
+					return false, webhooktest.StopPolling(err)
 				}
 				ok, err := env.ProbeInjects(ctx, inject)
 				if err == nil && !ok {

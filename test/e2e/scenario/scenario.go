@@ -57,6 +57,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/datadogapi"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // Narrator receives the story as it happens.
@@ -267,41 +268,27 @@ func (s *Scenario) show(ctx context.Context, n Narrator, stdin []byte, args ...s
 // ctx ends, or Env.Health reports a dead process. cond returns a description of
 // what it saw, used in the error on timeout.
 func (s *Scenario) waitFor(ctx context.Context, what string, cond func(ctx context.Context) (bool, string, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, s.env.Timeout)
-	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	var lastErr error
-	for {
+	var seen string
+	return webhooktest.Poll(ctx, what, s.env.Timeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if s.env.Health != nil {
 			if err := s.env.Health(); err != nil {
-				return fmt.Errorf("waiting for %s: %w", what, err)
+				return false, webhooktest.StopPolling(fmt.Errorf("waiting for %s: %w", what, err))
 			}
 		}
-		ok, seen, err := cond(ctx)
-		if err == nil && ok {
-			return nil
+		ok, now, err := cond(ctx)
+		if now != "" {
+			seen = now
 		}
-		if seen != "" {
-			last = seen
+		switch {
+		case err != nil && seen != "":
+			return false, fmt.Errorf("%w (seen: %s)", err, seen)
+		case err != nil:
+			return false, err
+		case !ok && seen != "":
+			return false, errors.New(seen)
 		}
-		if err != nil && ctx.Err() == nil {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			msg := fmt.Sprintf("timed out after %s waiting for %s", s.env.Timeout, what)
-			if last != "" {
-				msg += "; last seen: " + last
-			}
-			if lastErr != nil {
-				msg += "; last error: " + lastErr.Error()
-			}
-			return errors.New(msg)
-		case <-tick.C:
-		}
-	}
+		return ok, nil
+	})
 }
 
 // waitForRollout is waitFor on the Rollout and its pods together: cond gets

@@ -269,7 +269,7 @@ func (e *Env) InstallCRDs(ctx context.Context, what, group string, files []strin
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(crdGVK.GroupVersion().WithKind("CustomResourceDefinitionList"))
-	return Eventually(ctx, func(ctx context.Context) (bool, error) {
+	return Eventually(ctx, "the "+what+" CRDs to be established", func(ctx context.Context) (bool, error) {
 		if err := e.Client.List(ctx, list); err != nil {
 			return false, err
 		}
@@ -415,10 +415,10 @@ func (e *Env) waitWebhookConfiguration(ctx context.Context, mode Mode, exited fu
 	if err := e.createProbeNamespaces(ctx); err != nil {
 		return err
 	}
-	err := Eventually(ctx, func(ctx context.Context) (bool, error) {
+	err := Eventually(ctx, "the probe Rollouts to be injected as the mode says", func(ctx context.Context) (bool, error) {
 		if exited != nil {
 			if err := exited(); err != nil {
-				return false, Stop(err)
+				return false, webhooktest.StopPolling(err)
 			}
 		}
 		for ns, injected := range want {
@@ -451,7 +451,7 @@ func (e *Env) WaitWebhookServing(ctx context.Context) error {
 	if err := e.createProbeNamespaces(ctx); err != nil {
 		return err
 	}
-	return Eventually(ctx, func(ctx context.Context) (bool, error) {
+	return Eventually(ctx, "a Rollout in namespace "+ns+" to be injected", func(ctx context.Context) (bool, error) {
 		ok, err := e.ProbeInjects(ctx, ns)
 		if err == nil && !ok {
 			err = fmt.Errorf("a Rollout in namespace %s is not injected", ns)

@@ -1,12 +1,10 @@
 package harness
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 )
 
 func TestPinnedVersion(t *testing.T) {
@@ -52,29 +50,5 @@ func TestRepoPinsArgoRollouts(t *testing.T) {
 	v, _, err := PinnedVersion(repo, "argo", ArgoRolloutsModule)
 	if err != nil || !strings.HasPrefix(v, "v1.") {
 		t.Errorf("PinnedVersion(argo-rollouts) = %q, %v", v, err)
-	}
-}
-
-func TestPoll(t *testing.T) {
-	ctx := context.Background()
-	n := 0
-	if err := Poll(ctx, time.Second, time.Millisecond, func(context.Context) (bool, error) {
-		n++
-		return n == 3, nil
-	}); err != nil || n != 3 {
-		t.Errorf("Poll: %v after %d calls", err, n)
-	}
-	err := Poll(ctx, 20*time.Millisecond, time.Millisecond, func(context.Context) (bool, error) {
-		return false, os.ErrNotExist
-	})
-	if err == nil || !strings.Contains(err.Error(), os.ErrNotExist.Error()) {
-		t.Errorf("timeout error should carry the last reason: %v", err)
-	}
-	start := time.Now()
-	err = Poll(ctx, time.Minute, time.Millisecond, func(context.Context) (bool, error) {
-		return false, Stop(os.ErrPermission)
-	})
-	if err != os.ErrPermission || time.Since(start) > 10*time.Second {
-		t.Errorf("Stop should end the wait at once with its error: %v", err)
 	}
 }
