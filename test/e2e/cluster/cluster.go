@@ -23,6 +23,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/test/e2e/scenario"
 	"github.com/canary-tagger/canary-tagger/test/internal/controlplane"
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/test/internal/pinned"
 	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
@@ -271,7 +272,7 @@ func (c *Cluster) StartDatadogOperator(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	files, err := harness.DatadogOperatorCRDFiles(ctx, c.Repo)
+	files, err := pinned.DatadogOperator.CRDFiles(ctx, c.Repo)
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/canary-tagger/canary-tagger/test/internal/pinned"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
 	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
@@ -247,7 +248,7 @@ func (e *Env) Stop() error {
 
 // installArgoCRDs applies the pinned Argo Rollouts CRDs.
 func (e *Env) installArgoCRDs(ctx context.Context) error {
-	files, err := ArgoRolloutsCRDFiles(ctx, e.Repo)
+	files, err := pinned.ArgoRollouts.CRDFiles(ctx, e.Repo)
 	if err != nil {
 		return err
 	}
