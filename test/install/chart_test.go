@@ -3,7 +3,6 @@ package install
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -324,9 +323,6 @@ func TestChartRendersEveryMode(t *testing.T) {
 					t.Errorf("--%s=%s, want %s", flagName, got, want)
 				}
 			}
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			var flags config.Flags
-			flags.Register(fs)
 			var shared []string
 			for _, name := range []string{"label-key", "stable-value", "canary-value", "tag-name", "agent-selector"} {
 				shared = append(shared, "--"+name+"="+mustArg(t, args, name))
@@ -335,10 +331,7 @@ func TestChartRendersEveryMode(t *testing.T) {
 				t.Errorf("settings.blueGreen is set, but the args %q have no --blue-green", args)
 			}
 			shared = append(shared, "--blue-green")
-			if err := fs.Parse(shared); err != nil {
-				t.Fatal(err)
-			}
-			if rules, err := flags.Validate(); err != nil {
+			if rules, err := harness.ServeRules(shared...); err != nil {
 				t.Errorf("serve refuses the rendered settings: %v", err)
 			} else if !rules.Rollout.BlueGreen {
 				t.Errorf("--blue-green not carried into the Rollout rule")

@@ -87,10 +87,7 @@ func setupSelfManaged(t *testing.T) *selfManagedInstall {
 	if s.port, err = webhooktest.FreePort(); err != nil {
 		t.Fatal(err)
 	}
-	if s.rules, err = (config.Flags{
-		LabelKey: config.DefaultLabelKey, StableValue: config.DefaultStableValue, CanaryValue: config.DefaultCanaryValue,
-		TagName: config.DefaultTagName, AgentSelector: config.DefaultAgentSelector,
-	}).Validate(); err != nil {
+	if s.rules, err = harness.ServeRules(); err != nil {
 		t.Fatal(err)
 	}
 

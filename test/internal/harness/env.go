@@ -56,8 +56,9 @@ const (
 // Options configure Start. The zero value is the default setup: cluster-wide
 // mode, default flags, the webhook running.
 type Options struct {
-	// Flags are the webhook's shared flags; zero fields take the defaults.
-	Flags config.Flags
+	// Flags are the webhook's shared flags as `serve` takes them (e.g.
+	// "--blue-green"); the rest keep their defaults.
+	Flags []string
 	// Mode is the webhook configuration installed at start (default cluster-wide).
 	Mode Mode
 	// NoWebhook starts neither the webhook server nor its configuration.
@@ -113,7 +114,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Assets, err = AssetsDir(e.Repo); err != nil {
 		return nil, err
 	}
-	if e.Rules, err = withDefaults(opts.Flags).Validate(); err != nil {
+	if e.Rules, err = ServeRules(opts.Flags...); err != nil {
 		return nil, err
 	}
 	if e.Dir, err = os.MkdirTemp("", "canary-tagger-env-"); err != nil {
@@ -208,20 +209,6 @@ func setControllerRuntimeLogger(path string) {
 		}
 		ctrllog.SetLogger(zap.New(zap.WriteTo(f)))
 	})
-}
-
-func withDefaults(f config.Flags) config.Flags {
-	def := func(s *string, d string) {
-		if *s == "" {
-			*s = d
-		}
-	}
-	def(&f.LabelKey, config.DefaultLabelKey)
-	def(&f.StableValue, config.DefaultStableValue)
-	def(&f.CanaryValue, config.DefaultCanaryValue)
-	def(&f.TagName, config.DefaultTagName)
-	def(&f.AgentSelector, config.DefaultAgentSelector)
-	return f
 }
 
 // Kubeconfig is the admin kubeconfig file (what Kubectl uses).
