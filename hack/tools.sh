@@ -13,7 +13,9 @@
 #   hack/tools.sh crd-dirs  prints NAME=DIR lines (module-cache dirs of argo-rollouts,
 #                           cert-manager and datadog-operator) on stdout; CRDs are under
 #                           $ARGO_ROLLOUTS_DIR/manifests/crds, $CERT_MANAGER_DIR/deploy/crds
-#                           and $DATADOG_OPERATOR_DIR/config/crd/bases/v1
+#                           and $DATADOG_OPERATOR_DIR/config/crd/bases/v1. The lookup is
+#                           the tests' own (test/internal/pinned); a NAME set in the
+#                           environment is printed as it is, as the tests would use it.
 #
 # Versions live only in the tools modules: test/tools/{k8s,etcd,argo,datadog-operator,kustomize}/go.mod.
 # Each binary has a stamp file bin/<dir>/.<name>.version holding the module
@@ -89,7 +91,8 @@ mod_hash() {
   printf '%s' "${_HASH_CACHE[$1]}"
 }
 
-# mod_dir DIR MODULE: module-cache directory of MODULE at the version DIR pins.
+# mod_dir DIR MODULE: module-cache directory of MODULE at the version DIR pins
+# (a build input: kwok's stage files; the CRD lookup is test/internal/pinned).
 mod_dir() {
   local version json dir
   version="$(mod_version "$1" "$2")"
@@ -236,7 +239,7 @@ lock() {
 }
 
 usage() {
-  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -272,11 +275,9 @@ main() {
       build_operator_render
       ;;
     crd-dirs)
-      local argo cm ddop
-      argo="$(mod_dir argo github.com/argoproj/argo-rollouts)"
-      cm="$(mod_dir k8s github.com/cert-manager/cert-manager)"
-      ddop="$(mod_dir datadog-operator github.com/DataDog/datadog-operator)"
-      printf 'ARGO_ROLLOUTS_DIR=%s\nCERT_MANAGER_DIR=%s\nDATADOG_OPERATOR_DIR=%s\n' "${argo}" "${cm}" "${ddop}"
+      # The tests' own lookup (test/internal/pinned), so this prints the
+      # directories they read: one table of modules, pins and CRD globs.
+      (cd "${ROOT}/test" && go run ./internal/pinned/cmd/crd-dirs "${ROOT}")
       return
       ;;
     -h | --help | help) usage ;;

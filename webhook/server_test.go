@@ -445,23 +445,24 @@ func TestRunRefusesUnvalidatedRules(t *testing.T) {
 	}
 }
 
-// eventually polls cond until it holds or the deadline passes; a value on
-// failed (Run returning early) ends the wait at once.
+// eventually polls cond until it holds or within passes; a value on failed
+// (Run returning early) ends the wait at once.
 func eventually(t *testing.T, within time.Duration, what string, cond func() bool, failed chan error) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
+	err := webhooktest.Poll(t.Context(), what, within, 20*time.Millisecond, func(context.Context) (bool, error) {
+		if cond() {
+			return true, nil
 		}
 		select {
 		case err := <-failed:
 			failed <- err // for the cleanup, which waits for Run to return
-			t.Fatalf("Run returned while waiting for %s: %v", what, err)
-		case <-tick.C:
+			return false, webhooktest.StopPolling(fmt.Errorf("Run returned while waiting for %s: %v", what, err))
+		default:
+			return false, nil
 		}
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 

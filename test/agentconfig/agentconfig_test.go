@@ -12,6 +12,7 @@ package agentconfig_test
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
 	"maps"
 	"strings"
@@ -24,22 +25,20 @@ import (
 )
 
 const (
-	labelKey = "role"
-	tagName  = "kube_role"
+	labelKey = config.DefaultLabelKey
+	tagName  = config.DefaultTagName
 	podVar   = "DD_KUBERNETES_POD_LABELS_AS_TAGS"
 )
 
-// ruleOptions are the rule's settings: the defaults, with an agent selector
-// matching the three Agent components.
+// ruleOptions are the rule's settings as `serve` has them with no flags (its
+// agent selector matches the three Agent components). This module cannot
+// import the test module's harness.ServeRules; it takes the defaults the same
+// way, from the flag definitions.
 func ruleOptions(t *testing.T) agentpod.Options {
 	t.Helper()
-	rules, err := config.Flags{
-		LabelKey:      labelKey,
-		StableValue:   "stable",
-		CanaryValue:   "canary",
-		TagName:       tagName,
-		AgentSelector: "agent.datadoghq.com/component in (agent,cluster-agent,cluster-checks-runner)",
-	}.Validate()
+	var flags config.Flags
+	flags.Register(flag.NewFlagSet("serve", flag.ContinueOnError))
+	rules, err := flags.Validate()
 	if err != nil {
 		t.Fatal(err)
 	}

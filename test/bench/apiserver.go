@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"time"
@@ -18,6 +16,8 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
+	"github.com/canary-tagger/canary-tagger/test/internal/pinned"
 )
 
 // APIServer is an envtest kube-apiserver and etcd from bin/k8s (or
@@ -34,7 +34,7 @@ func StartAPIServer(ctx context.Context, repo string, logf func(string, ...any))
 	if err != nil {
 		return nil, err
 	}
-	crds, err := argoRolloutsCRDFiles(ctx, repo)
+	crds, err := pinned.ArgoRollouts.CRDFiles(ctx, repo)
 	if err != nil {
 		return nil, err
 	}
@@ -80,40 +80,6 @@ func assetsDir(repo string) (string, error) {
 		return "", fmt.Errorf("%s missing in %s: build them with `make tools-k8s`", strings.Join(missing, ", "), dir)
 	}
 	return dir, nil
-}
-
-// argoRolloutsCRDFiles are the CRD files of the Argo Rollouts module that
-// hack/tools.sh pins: $ARGO_ROLLOUTS_DIR if set, else the directory
-// `hack/tools.sh crd-dirs` finds in the module cache (the one place that
-// knows the pinned version).
-func argoRolloutsCRDFiles(ctx context.Context, repo string) ([]string, error) {
-	dir := os.Getenv("ARGO_ROLLOUTS_DIR")
-	if dir == "" {
-		cmd := exec.CommandContext(ctx, "bash", filepath.Join(repo, "hack", "tools.sh"), "crd-dirs")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.Output()
-		if err != nil {
-			return nil, fmt.Errorf("hack/tools.sh crd-dirs: %v\n%s", err, stderr.String())
-		}
-		s := bufio.NewScanner(bytes.NewReader(out))
-		for s.Scan() {
-			if v, ok := strings.CutPrefix(s.Text(), "ARGO_ROLLOUTS_DIR="); ok {
-				dir = v
-			}
-		}
-		if dir == "" {
-			return nil, fmt.Errorf("hack/tools.sh crd-dirs printed no ARGO_ROLLOUTS_DIR:\n%s", out)
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(dir, "manifests", "crds", "*-crd.yaml"))
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no *-crd.yaml under %s/manifests/crds", dir)
-	}
-	return files, nil
 }
 
 // The apiserver metrics the benchmark reads.

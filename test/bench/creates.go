@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -16,6 +15,8 @@ import (
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
+
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // Contender is one way a Rollout create is admitted, in its own namespace
@@ -185,7 +186,7 @@ func (b Creates) Run(ctx context.Context, api *APIServer, repo string) ([]Conten
 	// informers: wait until every contender is seen to act, a mutating one
 	// by a Rollout read back with the labels, the no-op by its call count.
 	start := time.Now()
-	if err := poll(ctx, time.Minute, func(ctx context.Context) error {
+	inEffect := func(ctx context.Context) error {
 		before, err := scrapeAPIServer(ctx, cs.RESTClient())
 		if err != nil {
 			return err
@@ -214,6 +215,10 @@ func (b Creates) Run(ctx context.Context, api *APIServer, repo string) ([]Conten
 			}
 		}
 		return nil
+	}
+	if err := webhooktest.Poll(ctx, "every contender to act", time.Minute, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
+		err := inEffect(ctx)
+		return err == nil, err
 	}); err != nil {
 		return nil, err
 	}
@@ -385,26 +390,6 @@ func checkRoleLabels(o *unstructured.Unstructured, want bool) error {
 		return fmt.Errorf("Rollout %s/%s read back with role labels nothing here should add (stable %q, canary %q)", o.GetNamespace(), o.GetName(), stable, canary)
 	}
 	return nil
-}
-
-// poll calls cond every 50 ms until it returns nil or timeout passes; the
-// error then says what it was last waiting for.
-func poll(ctx context.Context, timeout time.Duration, cond func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond(ctx)
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return errors.Join(fmt.Errorf("not done after %s", timeout), err)
-		case <-tick.C:
-		}
-	}
 }
 
 func deepCopy(m map[string]any) map[string]any { return deepCopyValue(m).(map[string]any) }

@@ -94,7 +94,7 @@ func TestWebhookKilledDuringApplies(t *testing.T) {
 		}
 		return true, nil
 	}
-	if err := harness.Eventually(ctx, injects); err != nil {
+	if err := harness.Eventually(ctx, "the webhook to inject", injects); err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("control plane and webhook ready in %s", time.Since(start).Round(time.Millisecond))
@@ -167,7 +167,7 @@ spec:
 
 	// Back up: updates of the Rollouts applied while it was down inject them.
 	s = startWebhook(2)
-	if err := harness.Eventually(ctx, injects); err != nil {
+	if err := harness.Eventually(ctx, "the restarted webhook to inject", injects); err != nil {
 		t.Fatal(err)
 	}
 	for _, name := range down {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/canary-tagger/canary-tagger/test/bench"
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 var (
@@ -110,11 +111,9 @@ func describe(r bench.Result) string {
 // waitFor polls cond every 20 ms until it holds, failing the test after within.
 func waitFor(t *testing.T, within time.Duration, what string, cond func() bool) {
 	t.Helper()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for deadline := time.Now().Add(within); !cond(); <-tick.C {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", within, what)
-		}
+	if err := webhooktest.Poll(t.Context(), what, within, 20*time.Millisecond, func(context.Context) (bool, error) {
+		return cond(), nil
+	}); err != nil {
+		t.Fatal(err)
 	}
 }

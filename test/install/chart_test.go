@@ -3,7 +3,6 @@ package install
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -33,6 +32,7 @@ import (
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // chartMode is one mode × TLS combination of the chart, named like the
@@ -323,9 +323,6 @@ func TestChartRendersEveryMode(t *testing.T) {
 					t.Errorf("--%s=%s, want %s", flagName, got, want)
 				}
 			}
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			var flags config.Flags
-			flags.Register(fs)
 			var shared []string
 			for _, name := range []string{"label-key", "stable-value", "canary-value", "tag-name", "agent-selector"} {
 				shared = append(shared, "--"+name+"="+mustArg(t, args, name))
@@ -334,10 +331,7 @@ func TestChartRendersEveryMode(t *testing.T) {
 				t.Errorf("settings.blueGreen is set, but the args %q have no --blue-green", args)
 			}
 			shared = append(shared, "--blue-green")
-			if err := fs.Parse(shared); err != nil {
-				t.Fatal(err)
-			}
-			if rules, err := flags.Validate(); err != nil {
+			if rules, err := harness.ServeRules(shared...); err != nil {
 				t.Errorf("serve refuses the rendered settings: %v", err)
 			} else if !rules.Rollout.BlueGreen {
 				t.Errorf("--blue-green not carried into the Rollout rule")
@@ -674,7 +668,7 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			if err := env.Client.Delete(ctx, svc); err != nil {
 				t.Fatal(err)
 			}
-			if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+			if err := harness.Eventually(ctx, "the ExternalName Service to be created", func(ctx context.Context) (bool, error) {
 				err := env.Client.Create(ctx, external.DeepCopy())
 				return err == nil, err
 			}); err != nil {
@@ -732,7 +726,7 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 				}
 				caPEM = sec.Data[certs.CAFile]
 			}
-			if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+			if err := harness.Eventually(ctx, "every caBundle to be the CA", func(ctx context.Context) (bool, error) {
 				if err := env.Client.Get(ctx, client.ObjectKey{Name: mwcName}, mwc); err != nil {
 					return false, err
 				}
@@ -760,9 +754,9 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			if !m.entry.optIn {
 				inject = apps
 			}
-			if err := harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+			if err := webhooktest.Poll(ctx, "Rollouts in "+inject+" to be injected", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 				if err := proc.Exited(); err != nil {
-					return false, harness.Stop(err)
+					return false, webhooktest.StopPolling(err)
 				}
 				ok, err := env.ProbeInjects(ctx, inject)
 				if err == nil && !ok {

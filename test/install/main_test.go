@@ -9,16 +9,17 @@ package install
 import (
 	"context"
 	"fmt"
-	"github.com/go-logr/logr"
 	"os"
-	"os/exec"
 	"path/filepath"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/go-logr/logr"
+	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
+
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/test/internal/pinned"
 )
 
 var env *harness.Env
@@ -29,41 +30,10 @@ func TestMain(m *testing.M) {
 	os.Exit(harness.RunMain(m, harness.Options{NoWebhook: true}, func(e *harness.Env) { env = e }))
 }
 
-// CertManagerModule is the module whose deploy/crds hold the CRDs; its version
-// is the one test/go.mod requires.
-const CertManagerModule = "github.com/cert-manager/cert-manager"
-
 var (
 	cmOnce sync.Once
 	cmErr  error
 )
-
-// certManagerCRDDir is deploy/crds of the cert-manager module test/go.mod
-// requires, read in place from the module cache (never copied into the repo).
-func certManagerCRDDir(ctx context.Context) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", CertManagerModule)
-	cmd.Dir = filepath.Join(env.Repo, "test")
-	out, err := cmd.CombinedOutput()
-	dir := strings.TrimSpace(string(out))
-	if err != nil || dir == "" {
-		// Not downloaded yet: ask for it.
-		cmd = exec.CommandContext(ctx, "go", "mod", "download", "-json", CertManagerModule)
-		cmd.Dir = filepath.Join(env.Repo, "test")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", fmt.Errorf("go mod download %s: %v\n%s", CertManagerModule, err, out)
-		}
-		out, err = exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", CertManagerModule).CombinedOutput()
-		if err != nil {
-			return "", fmt.Errorf("go list -m %s: %v\n%s", CertManagerModule, err, out)
-		}
-		dir = strings.TrimSpace(string(out))
-	}
-	crds := filepath.Join(dir, "deploy", "crds")
-	if _, err := os.Stat(filepath.Join(crds, "cert-manager.io_certificates.yaml")); err != nil {
-		return "", fmt.Errorf("cert-manager CRDs not found in %s: %w", crds, err)
-	}
-	return crds, nil
-}
 
 // installCertManagerCRDs applies cert-manager's CRDs (once per run) and waits
 // until they are established.
@@ -71,21 +41,16 @@ func installCertManagerCRDs(t *testing.T) {
 	t.Helper()
 	cmOnce.Do(func() {
 		ctx := context.Background()
-		dir, err := certManagerCRDDir(ctx)
+		files, err := pinned.CertManager.CRDFiles(ctx, env.Repo)
 		if err != nil {
 			cmErr = err
 			return
 		}
-		files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 		args := []string{"apply", "--server-side", "--field-manager=canary-tagger-test"}
 		var names []string
 		for _, f := range files {
 			args = append(args, "-f", f)
 			names = append(names, strings.TrimSuffix(filepath.Base(f), ".yaml"))
-		}
-		if len(files) == 0 {
-			cmErr = fmt.Errorf("no CRD files in %s", dir)
-			return
 		}
 		if res := env.Kubectl.Run(ctx, args...); !res.OK() {
 			cmErr = fmt.Errorf("applying cert-manager CRDs: %s", res)
@@ -99,7 +64,7 @@ func installCertManagerCRDs(t *testing.T) {
 				return
 			}
 		}
-		t.Logf("cert-manager CRDs from %s established", dir)
+		t.Logf("cert-manager CRDs from %s established", filepath.Dir(files[0]))
 	})
 	if cmErr != nil {
 		t.Fatal(cmErr)

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -24,7 +23,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 // entryPoint is one directory users `kubectl apply -k`.
@@ -261,9 +260,6 @@ func TestEntryPointsRender(t *testing.T) {
 			}
 
 			// contract 1: the settings are valid flags.
-			fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-			var flags config.Flags
-			flags.Register(fs)
 			var shared []string
 			for _, name := range []string{"label-key", "stable-value", "canary-value", "tag-name", "agent-selector"} {
 				v, ok := argValue(args, name)
@@ -272,10 +268,7 @@ func TestEntryPointsRender(t *testing.T) {
 				}
 				shared = append(shared, "--"+name+"="+v)
 			}
-			if err := fs.Parse(shared); err != nil {
-				t.Fatal(err)
-			}
-			if _, err := flags.Validate(); err != nil {
+			if _, err := harness.ServeRules(shared...); err != nil {
 				t.Errorf("the rendered settings are refused by serve: %v", err)
 			}
 

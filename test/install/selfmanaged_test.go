@@ -87,10 +87,7 @@ func setupSelfManaged(t *testing.T) *selfManagedInstall {
 	if s.port, err = webhooktest.FreePort(); err != nil {
 		t.Fatal(err)
 	}
-	if s.rules, err = (config.Flags{
-		LabelKey: config.DefaultLabelKey, StableValue: config.DefaultStableValue, CanaryValue: config.DefaultCanaryValue,
-		TagName: config.DefaultTagName, AgentSelector: config.DefaultAgentSelector,
-	}).Validate(); err != nil {
+	if s.rules, err = harness.ServeRules(); err != nil {
 		t.Fatal(err)
 	}
 
@@ -111,7 +108,7 @@ func setupSelfManaged(t *testing.T) *selfManagedInstall {
 	svc := named[corev1.Service](t, r, "Service", s.service)
 	svc.Spec = corev1.ServiceSpec{Type: corev1.ServiceTypeExternalName, ExternalName: "localhost", Ports: svc.Spec.Ports}
 	_ = env.Client.Delete(ctx, svc.DeepCopy())
-	if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+	if err := harness.Eventually(ctx, "the Service to be created", func(ctx context.Context) (bool, error) {
 		err := env.Client.Create(ctx, svc.DeepCopy())
 		return err == nil, err
 	}); err != nil {
@@ -172,7 +169,7 @@ func (s *selfManagedInstall) deleteState(t *testing.T) {
 		if err := env.Client.Delete(ctx, o); err != nil && !apierrors.IsNotFound(err) {
 			t.Errorf("deleting %T %s: %v", o, o.GetName(), err)
 		}
-		_ = harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+		_ = harness.Eventually(ctx, fmt.Sprintf("%T %s to be gone", o, o.GetName()), func(ctx context.Context) (bool, error) {
 			err := env.Client.Get(ctx, client.ObjectKeyFromObject(o), o)
 			return apierrors.IsNotFound(err), err
 		})
@@ -263,11 +260,11 @@ func (in *instance) addr() string { return net.JoinHostPort("127.0.0.1", strconv
 
 func (in *instance) waitReady(t *testing.T) {
 	t.Helper()
-	if err := harness.Poll(t.Context(), 60*time.Second, 50*time.Millisecond, func(context.Context) (bool, error) {
+	if err := webhooktest.Poll(t.Context(), in.name+" to be ready", 60*time.Second, 50*time.Millisecond, func(context.Context) (bool, error) {
 		err := in.sm.Ready()
 		return err == nil, err
 	}); err != nil {
-		t.Fatalf("%s never ready: %v", in.name, err)
+		t.Fatal(err)
 	}
 }
 
@@ -451,7 +448,7 @@ func TestSelfManagedBootstrap(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 = time.Now()
-	if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+	if err := harness.Eventually(ctx, "the caBundles to be the Secret's ca.crt", func(ctx context.Context) (bool, error) {
 		bundles, err := s.caBundles(ctx)
 		if err != nil {
 			return false, err
@@ -734,7 +731,7 @@ func TestSelfManagedRotationDropsNothing(t *testing.T) {
 
 	// Two renewals: each replica serves three certificates in turn.
 	start := time.Now()
-	err = harness.Poll(ctx, 4*lifetime, 500*time.Millisecond, func(context.Context) (bool, error) {
+	err = webhooktest.Poll(ctx, "each replica to serve three certificates", 4*lifetime, 500*time.Millisecond, func(context.Context) (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		na, nb := len(serials[a.name]), len(serials[b.name])
@@ -763,7 +760,7 @@ func TestSelfManagedRotationDropsNothing(t *testing.T) {
 
 	// Afterwards: the caBundle is the Secret's one CA, and both replicas end
 	// up serving the Secret's certificate.
-	if err := harness.Poll(ctx, 10*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+	if err := webhooktest.Poll(ctx, "the caBundle and both replicas to agree on the Secret", 10*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		sec, err := s.getSecret(ctx)
 		if err != nil {
 			return false, err

@@ -120,19 +120,19 @@ func TestSelfManagedServeBinary(t *testing.T) {
 	}
 
 	// No webhook configuration: the Secret is made, but nothing is served.
-	if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+	if err := harness.Eventually(ctx, "the Secret", func(ctx context.Context) (bool, error) {
 		_, err := s.getSecret(ctx)
 		return err == nil, err
 	}); err != nil {
-		t.Fatalf("no Secret: %v", err)
+		t.Fatal(err)
 	}
 	// Wait until the server says it is holding back for the caBundle, then
 	// check it really is: not ready, port closed.
-	if err := harness.Eventually(ctx, func(context.Context) (bool, error) {
+	if err := harness.Eventually(ctx, "the server to say it waits for the caBundle", func(context.Context) (bool, error) {
 		b, err := os.ReadFile(logPath)
 		return err == nil && strings.Contains(string(b), "waiting for the caBundle to trust the certificate"), nil
 	}); err != nil {
-		t.Fatalf("the server never said it waits for the caBundle: %v", err)
+		t.Fatal(err)
 	}
 	if code, err := readyz(ctx); err == nil && code == http.StatusOK {
 		t.Fatalf("ready without a caBundle")
@@ -147,10 +147,10 @@ func TestSelfManagedServeBinary(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+	if err := webhooktest.Poll(ctx, "serve to be ready", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		select {
 		case err := <-exited:
-			return false, harness.Stop(fmt.Errorf("serve exited: %v", err))
+			return false, webhooktest.StopPolling(fmt.Errorf("serve exited: %v", err))
 		default:
 		}
 		code, err := readyz(ctx)

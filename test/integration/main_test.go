@@ -17,7 +17,6 @@ import (
 	"testing"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
-	"github.com/canary-tagger/canary-tagger/webhook/config"
 )
 
 var env *harness.Env
@@ -25,5 +24,5 @@ var env *harness.Env
 func TestMain(m *testing.M) {
 	// --blue-green on: no other test uses a blue-green Rollout, and
 	// TestBlueGreen needs it.
-	os.Exit(harness.RunMain(m, harness.Options{Flags: config.Flags{BlueGreen: true}}, func(e *harness.Env) { env = e }))
+	os.Exit(harness.RunMain(m, harness.Options{Flags: []string{"--blue-green"}}, func(e *harness.Env) { env = e }))
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/canary-tagger/canary-tagger/test/e2e/scenario"
 	"github.com/canary-tagger/canary-tagger/test/internal/controlplane"
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/test/internal/pinned"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // Options configure Up.
@@ -229,9 +231,9 @@ func (c *Cluster) runWebhook(ctx context.Context, extra []string) error {
 	}
 	c.Webhook = proc
 	c.logf("  canary-tagger: started (pid %d, https://127.0.0.1:%d, log %s)", proc.Pid(), c.webhookPorts[0], proc.LogPath)
-	err = harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+	err = webhooktest.Poll(ctx, "canary-tagger to be ready", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if err := proc.Exited(); err != nil {
-			return false, harness.Stop(err)
+			return false, webhooktest.StopPolling(err)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+health+"/readyz", nil)
 		resp, err := http.DefaultClient.Do(req)
@@ -270,7 +272,7 @@ func (c *Cluster) StartDatadogOperator(ctx context.Context) error {
 		return nil
 	}
 	start := time.Now()
-	files, err := harness.DatadogOperatorCRDFiles(ctx, c.Repo)
+	files, err := pinned.DatadogOperator.CRDFiles(ctx, c.Repo)
 	if err != nil {
 		return err
 	}

@@ -126,7 +126,7 @@ func (s *Scenario) injectedValues(ctx context.Context) (canary, stable string, e
 	return canary, stable, nil
 }
 
-func (s *Scenario) step7(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepAnalysis(ctx context.Context, n Narrator) error {
 	if s.env.AnalysisDir == "" || s.env.ControllerNamespace == "" {
 		return fmt.Errorf("the analysis steps need Env.AnalysisDir and Env.ControllerNamespace")
 	}
@@ -506,7 +506,7 @@ func near(want float64) func(float64) bool {
 	return func(v float64) bool { return v > want-1e-9 && v < want+1e-9 }
 }
 
-func (s *Scenario) step8(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepGoodCanary(ctx context.Context, n Narrator) error {
 	canary, stable := s.analysis.canaryValue, s.analysis.stableValue
 	s.datadog.SetScenario(goodTable(canary, stable))
 	n.Say("Datadog (the stand-in) says: canary 1 error in 100 requests, stable 4 in 400.")
@@ -521,7 +521,7 @@ func (s *Scenario) step8(ctx context.Context, n Narrator) error {
 	return s.checkQueries(n, res, true)
 }
 
-func (s *Scenario) step9(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepBadCanary(ctx context.Context, n Narrator) error {
 	canary, stable := s.analysis.canaryValue, s.analysis.stableValue
 	s.datadog.SetScenario(badTable(canary, stable))
 	n.Say("A second image, whose canary fails: the stand-in says canary 20 errors in 100 requests, stable 4 in 400 (tolerance 0.01).")
@@ -538,7 +538,7 @@ func (s *Scenario) step9(ctx context.Context, n Narrator) error {
 	return err
 }
 
-func (s *Scenario) step10(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepUnmeasurable(ctx context.Context, n Narrator) error {
 	canary, stable := s.analysis.canaryValue, s.analysis.stableValue
 	retry := []string{"argo", "rollouts", "retry", "rollout", RolloutName, "-n", s.env.Namespace}
 	// A change of the steps restarts the aborted canary by itself; the retry
@@ -589,7 +589,7 @@ func (s *Scenario) step10(ctx context.Context, n Narrator) error {
 	return nil
 }
 
-func (s *Scenario) step11(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepOtherValues(ctx context.Context, n Narrator) error {
 	if s.env.RestartWebhook == nil {
 		return fmt.Errorf("step 11 needs Env.RestartWebhook")
 	}

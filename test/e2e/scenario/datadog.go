@@ -37,7 +37,7 @@ const (
 	wantDefault = `{"role":"kube_role"}`
 )
 
-func (s *Scenario) step5(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepDatadogAgents(ctx context.Context, n Narrator) error {
 	n.Say("The Datadog Helm chart (3.240.0) as rendered with podLabelsAsTags={app: kube_app, team: team}, applied whole into namespace %s:", DatadogNS)
 	if err := s.ensureNamespace(ctx, DatadogNS); err != nil {
 		return err

@@ -26,7 +26,7 @@ const (
 	maxIdleHookCalls     = 2 // calls of the rollouts webhook in the window
 )
 
-func (s *Scenario) step6(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepQuiet(ctx context.Context, n Narrator) error {
 	st0, err := s.rollout(ctx)
 	if err != nil {
 		return err

@@ -57,6 +57,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/datadogapi"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // Narrator receives the story as it happens.
@@ -192,24 +193,29 @@ func New(env Env) (*Scenario, error) {
 	return &Scenario{env: env, cs: cs, dyn: dyn}, nil
 }
 
-// Steps returns the story's steps, to be run in order.
+// Steps returns the story's steps, to be run in order; a step's number is its
+// place in the list.
 func (s *Scenario) Steps() []Step {
-	return []Step{
-		{1, "Apply the seed's Rollout (no metadata): Healthy, 5 pods role=stable", s.step1},
-		{2, "New image: paused at step 1 with 1 canary and 4 stable pods", s.step2},
-		{3, "Promote: paused at step 3, every pod labelled per its ReplicaSet", s.step3},
-		{4, "Promote to the end: Healthy, all pods role=stable with the new hash", s.step4},
-		{5, "Datadog agents: role → kube_role in every agent container", s.step5},
-		{6, "A quiet cluster: no update loop, no diff in what canary-tagger writes", s.step6},
-		{7, "Analysis: the shipped templates, Datadog answered by a stand-in, an analysis step on the Rollout", s.step7},
-		{8, "A good canary: the analysis passes and the Rollout is promoted", s.step8},
-		{9, "A bad canary: the analysis fails and the Rollout is aborted", s.step9},
-		{10, "Measurements that cannot be taken: the analysis errs, the canary is not promoted", s.step10},
-		{11, "Other label values: the analysis asks about what canary-tagger injected", s.step11},
-		{12, "Blue-green, with --blue-green: preview pods canary before the promotion, stable after", s.stepBlueGreen},
-		{13, "The Datadog Operator builds the Agents: the user's mapping and role → kube_role, after every reconcile", s.stepOperator},
-		{14, "canary-tagger doctor: nothing left to do", s.stepDoctor},
+	steps := []Step{
+		{Title: "Apply the seed's Rollout (no metadata): Healthy, 5 pods role=stable", Run: s.stepSeed},
+		{Title: "New image: paused at step 1 with 1 canary and 4 stable pods", Run: s.stepNewImage},
+		{Title: "Promote: paused at step 3, every pod labelled per its ReplicaSet", Run: s.stepPromote},
+		{Title: "Promote to the end: Healthy, all pods role=stable with the new hash", Run: s.stepPromoteToTheEnd},
+		{Title: "Datadog agents: role → kube_role in every agent container", Run: s.stepDatadogAgents},
+		{Title: "A quiet cluster: no update loop, no diff in what canary-tagger writes", Run: s.stepQuiet},
+		{Title: "Analysis: the shipped templates, Datadog answered by a stand-in, an analysis step on the Rollout", Run: s.stepAnalysis},
+		{Title: "A good canary: the analysis passes and the Rollout is promoted", Run: s.stepGoodCanary},
+		{Title: "A bad canary: the analysis fails and the Rollout is aborted", Run: s.stepBadCanary},
+		{Title: "Measurements that cannot be taken: the analysis errs, the canary is not promoted", Run: s.stepUnmeasurable},
+		{Title: "Other label values: the analysis asks about what canary-tagger injected", Run: s.stepOtherValues},
+		{Title: "Blue-green, with --blue-green: preview pods canary before the promotion, stable after", Run: s.stepBlueGreen},
+		{Title: "The Datadog Operator builds the Agents: the user's mapping and role → kube_role, after every reconcile", Run: s.stepOperator},
+		{Title: "canary-tagger doctor: nothing left to do", Run: s.stepDoctor},
 	}
+	for i := range steps {
+		steps[i].N = i + 1
+	}
+	return steps
 }
 
 // Run runs every step in order and stops at the first failure.
@@ -267,41 +273,27 @@ func (s *Scenario) show(ctx context.Context, n Narrator, stdin []byte, args ...s
 // ctx ends, or Env.Health reports a dead process. cond returns a description of
 // what it saw, used in the error on timeout.
 func (s *Scenario) waitFor(ctx context.Context, what string, cond func(ctx context.Context) (bool, string, error)) error {
-	ctx, cancel := context.WithTimeout(ctx, s.env.Timeout)
-	defer cancel()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	var last string
-	var lastErr error
-	for {
+	var seen string
+	return webhooktest.Poll(ctx, what, s.env.Timeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if s.env.Health != nil {
 			if err := s.env.Health(); err != nil {
-				return fmt.Errorf("waiting for %s: %w", what, err)
+				return false, webhooktest.StopPolling(fmt.Errorf("waiting for %s: %w", what, err))
 			}
 		}
-		ok, seen, err := cond(ctx)
-		if err == nil && ok {
-			return nil
+		ok, now, err := cond(ctx)
+		if now != "" {
+			seen = now
 		}
-		if seen != "" {
-			last = seen
+		switch {
+		case err != nil && seen != "":
+			return false, fmt.Errorf("%w (seen: %s)", err, seen)
+		case err != nil:
+			return false, err
+		case !ok && seen != "":
+			return false, errors.New(seen)
 		}
-		if err != nil && ctx.Err() == nil {
-			lastErr = err
-		}
-		select {
-		case <-ctx.Done():
-			msg := fmt.Sprintf("timed out after %s waiting for %s", s.env.Timeout, what)
-			if last != "" {
-				msg += "; last seen: " + last
-			}
-			if lastErr != nil {
-				msg += "; last error: " + lastErr.Error()
-			}
-			return errors.New(msg)
-		case <-tick.C:
-		}
-	}
+		return ok, nil
+	})
 }
 
 // waitForRollout is waitFor on the Rollout and its pods together: cond gets
@@ -462,7 +454,7 @@ func (s *Scenario) promote(ctx context.Context, n Narrator) error {
 	return err
 }
 
-func (s *Scenario) step1(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepSeed(ctx context.Context, n Narrator) error {
 	n.Say("The seed's Rollout: 5 replicas of %s, steps setWeight 20 / pause / setWeight 50 / pause, and no stableMetadata or canaryMetadata.", ImageBefore)
 	_, errOut, err := s.show(ctx, n, nil, "apply", "-n", s.env.Namespace, "-f", s.env.RolloutFile)
 	if err != nil {
@@ -502,7 +494,7 @@ func (s *Scenario) step1(ctx context.Context, n Narrator) error {
 	return s.showPods(ctx, n)
 }
 
-func (s *Scenario) step2(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepNewImage(ctx context.Context, n Narrator) error {
 	n.Say("A new image, set the way the Argo Rollouts docs do it:")
 	if _, _, err := s.show(ctx, n, nil, "argo", "rollouts", "set", "image", RolloutName, "demo="+ImageAfter, "-n", s.env.Namespace); err != nil {
 		return err
@@ -527,7 +519,7 @@ func (s *Scenario) step2(ctx context.Context, n Narrator) error {
 	return s.showPods(ctx, n)
 }
 
-func (s *Scenario) step3(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepPromote(ctx context.Context, n Narrator) error {
 	if err := s.promote(ctx, n); err != nil {
 		return err
 	}
@@ -559,7 +551,7 @@ func (s *Scenario) step3(ctx context.Context, n Narrator) error {
 	return s.showPods(ctx, n)
 }
 
-func (s *Scenario) step4(ctx context.Context, n Narrator) error {
+func (s *Scenario) stepPromoteToTheEnd(ctx context.Context, n Narrator) error {
 	if err := s.promote(ctx, n); err != nil {
 		return err
 	}

@@ -22,7 +22,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -238,28 +237,15 @@ func (cp *ControlPlane) Stop() {
 	wg.Wait()
 }
 
-// poll runs cond every 250ms until it is true, the timeout passes, or a
-// process dies (reported with its log tail).
+// poll is webhooktest.Poll every 250ms that gives up at once, with its log
+// tail, when a process dies.
 func (cp *ControlPlane) poll(ctx context.Context, timeout time.Duration, what string, cond func(context.Context) (bool, error)) error {
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+	return webhooktest.Poll(ctx, what, timeout, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if err := cp.Check(); err != nil {
-			return false, err
+			return false, webhooktest.StopPolling(err)
 		}
-		ok, err := cond(ctx)
-		if err != nil {
-			last = err
-			return false, nil
-		}
-		return ok, nil
+		return cond(ctx)
 	})
-	if err != nil && cp.Check() == nil {
-		if last != nil {
-			return fmt.Errorf("waiting for %s: %w (last error: %v)", what, err, last)
-		}
-		return fmt.Errorf("waiting for %s: %w", what, err)
-	}
-	return err
 }
 
 func (cp *ControlPlane) createNodes(ctx context.Context, cs kubernetes.Interface) error {

@@ -26,6 +26,7 @@ import (
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
+	"github.com/canary-tagger/canary-tagger/test/internal/pinned"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
 	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
@@ -55,8 +56,9 @@ const (
 // Options configure Start. The zero value is the default setup: cluster-wide
 // mode, default flags, the webhook running.
 type Options struct {
-	// Flags are the webhook's shared flags; zero fields take the defaults.
-	Flags config.Flags
+	// Flags are the webhook's shared flags as `serve` takes them (e.g.
+	// "--blue-green"); the rest keep their defaults.
+	Flags []string
 	// Mode is the webhook configuration installed at start (default cluster-wide).
 	Mode Mode
 	// NoWebhook starts neither the webhook server nor its configuration.
@@ -112,7 +114,7 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 	if e.Assets, err = AssetsDir(e.Repo); err != nil {
 		return nil, err
 	}
-	if e.Rules, err = withDefaults(opts.Flags).Validate(); err != nil {
+	if e.Rules, err = ServeRules(opts.Flags...); err != nil {
 		return nil, err
 	}
 	if e.Dir, err = os.MkdirTemp("", "canary-tagger-env-"); err != nil {
@@ -209,20 +211,6 @@ func setControllerRuntimeLogger(path string) {
 	})
 }
 
-func withDefaults(f config.Flags) config.Flags {
-	def := func(s *string, d string) {
-		if *s == "" {
-			*s = d
-		}
-	}
-	def(&f.LabelKey, config.DefaultLabelKey)
-	def(&f.StableValue, config.DefaultStableValue)
-	def(&f.CanaryValue, config.DefaultCanaryValue)
-	def(&f.TagName, config.DefaultTagName)
-	def(&f.AgentSelector, config.DefaultAgentSelector)
-	return f
-}
-
 // Kubeconfig is the admin kubeconfig file (what Kubectl uses).
 func (e *Env) Kubeconfig() string { return e.Kubectl.Kubeconfig }
 
@@ -247,7 +235,7 @@ func (e *Env) Stop() error {
 
 // installArgoCRDs applies the pinned Argo Rollouts CRDs.
 func (e *Env) installArgoCRDs(ctx context.Context) error {
-	files, err := ArgoRolloutsCRDFiles(ctx, e.Repo)
+	files, err := pinned.ArgoRollouts.CRDFiles(ctx, e.Repo)
 	if err != nil {
 		return err
 	}
@@ -269,7 +257,7 @@ func (e *Env) InstallCRDs(ctx context.Context, what, group string, files []strin
 	}
 	list := &unstructured.UnstructuredList{}
 	list.SetGroupVersionKind(crdGVK.GroupVersion().WithKind("CustomResourceDefinitionList"))
-	return Eventually(ctx, func(ctx context.Context) (bool, error) {
+	return Eventually(ctx, "the "+what+" CRDs to be established", func(ctx context.Context) (bool, error) {
 		if err := e.Client.List(ctx, list); err != nil {
 			return false, err
 		}
@@ -415,10 +403,10 @@ func (e *Env) waitWebhookConfiguration(ctx context.Context, mode Mode, exited fu
 	if err := e.createProbeNamespaces(ctx); err != nil {
 		return err
 	}
-	err := Eventually(ctx, func(ctx context.Context) (bool, error) {
+	err := Eventually(ctx, "the probe Rollouts to be injected as the mode says", func(ctx context.Context) (bool, error) {
 		if exited != nil {
 			if err := exited(); err != nil {
-				return false, Stop(err)
+				return false, webhooktest.StopPolling(err)
 			}
 		}
 		for ns, injected := range want {
@@ -451,7 +439,7 @@ func (e *Env) WaitWebhookServing(ctx context.Context) error {
 	if err := e.createProbeNamespaces(ctx); err != nil {
 		return err
 	}
-	return Eventually(ctx, func(ctx context.Context) (bool, error) {
+	return Eventually(ctx, "a Rollout in namespace "+ns+" to be injected", func(ctx context.Context) (bool, error) {
 		ok, err := e.ProbeInjects(ctx, ns)
 		if err == nil && !ok {
 			err = fmt.Errorf("a Rollout in namespace %s is not injected", ns)

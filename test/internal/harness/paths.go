@@ -9,13 +9,8 @@
 package harness
 
 import (
-	"bytes"
-	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 
@@ -24,13 +19,6 @@ import (
 
 // Module is the project's Go module path; RepoRoot looks for its go.mod.
 const Module = "github.com/canary-tagger/canary-tagger"
-
-// ArgoRolloutsModule is the module whose manifests/crds holds the Rollout CRD.
-const ArgoRolloutsModule = "github.com/argoproj/argo-rollouts"
-
-// DatadogOperatorModule is the Datadog Operator's module (its CRDs, and the
-// binary make e2e runs).
-const DatadogOperatorModule = "github.com/DataDog/datadog-operator"
 
 // RepoRoot walks up from the working directory to the directory whose go.mod
 // declares the project's module.
@@ -85,90 +73,4 @@ func AssetsDir(repo string) (string, error) {
 			strings.Join(missing, ", "), dir)
 	}
 	return dir, nil
-}
-
-// PinnedVersion returns the version of module required by the tools module
-// test/tools/<tools>/go.mod, and the Go toolchain it declares (may be empty).
-func PinnedVersion(repo, tools, module string) (version, toolchain string, err error) {
-	gomod := filepath.Join(repo, "test", "tools", tools, "go.mod")
-	data, err := os.ReadFile(gomod)
-	if err != nil {
-		return "", "", err
-	}
-	f, err := modfile.Parse(gomod, data, nil)
-	if err != nil {
-		return "", "", err
-	}
-	if f.Toolchain != nil {
-		toolchain = f.Toolchain.Name
-	}
-	for _, r := range f.Require {
-		if r.Mod.Path == module {
-			return r.Mod.Version, toolchain, nil
-		}
-	}
-	return "", "", fmt.Errorf("%s does not require %s", gomod, module)
-}
-
-// ModuleDir downloads (or finds in the module cache) module@version with
-// `go mod download -json` and returns its directory. A module whose go.mod
-// asks for a newer Go than the local one (argo-rollouts v1.10.x) needs the
-// tools module's toolchain: pass it as toolchain (GOTOOLCHAIN).
-func ModuleDir(ctx context.Context, module, version, toolchain string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "mod", "download", "-json", module+"@"+version)
-	// Outside any module, so neither test/go.mod nor GOFLAGS=-mod=... get in the way.
-	cmd.Dir = os.TempDir()
-	cmd.Env = append(os.Environ(), "GOFLAGS=", "GOWORK=off")
-	if toolchain != "" {
-		cmd.Env = append(cmd.Env, "GOTOOLCHAIN="+toolchain)
-	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	runErr := cmd.Run()
-	var info struct{ Dir, Error string }
-	if err := json.Unmarshal(stdout.Bytes(), &info); err != nil {
-		return "", fmt.Errorf("go mod download -json %s@%s: %v; %s", module, version, errors.Join(runErr, err), stderr.String())
-	}
-	if info.Error != "" || info.Dir == "" {
-		return "", fmt.Errorf("go mod download -json %s@%s: %s %s", module, version, info.Error, stderr.String())
-	}
-	return info.Dir, nil
-}
-
-// ArgoRolloutsCRDFiles returns the CRD files of the Argo Rollouts version
-// pinned in test/tools/argo/go.mod, read in place from the module cache.
-// $ARGO_ROLLOUTS_DIR (a module directory, as `hack/tools.sh crd-dirs` prints)
-// overrides the lookup.
-func ArgoRolloutsCRDFiles(ctx context.Context, repo string) ([]string, error) {
-	return moduleFiles(ctx, repo, "ARGO_ROLLOUTS_DIR", "argo", ArgoRolloutsModule, "manifests/crds/*-crd.yaml")
-}
-
-// DatadogOperatorCRDFiles returns the CRDs of the Datadog Operator version
-// pinned in test/tools/datadog-operator/go.mod (config/crd/bases/v1 in its
-// module); $DATADOG_OPERATOR_DIR overrides the lookup.
-func DatadogOperatorCRDFiles(ctx context.Context, repo string) ([]string, error) {
-	return moduleFiles(ctx, repo, "DATADOG_OPERATOR_DIR", "datadog-operator", DatadogOperatorModule, "config/crd/bases/v1/*.yaml")
-}
-
-// moduleFiles globs pattern in the module cache directory of module at the
-// version tools module test/tools/<tools> pins, or in $<envDir> if set.
-func moduleFiles(ctx context.Context, repo, envDir, tools, module, pattern string) ([]string, error) {
-	dir := os.Getenv(envDir)
-	if dir == "" {
-		version, toolchain, err := PinnedVersion(repo, tools, module)
-		if err != nil {
-			return nil, err
-		}
-		if dir, err = ModuleDir(ctx, module, version, toolchain); err != nil {
-			return nil, err
-		}
-	}
-	files, err := filepath.Glob(filepath.Join(dir, filepath.FromSlash(pattern)))
-	if err != nil {
-		return nil, err
-	}
-	if len(files) == 0 {
-		return nil, fmt.Errorf("no %s under %s", pattern, dir)
-	}
-	return files, nil
 }

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // BuildCanaryTagger builds ./cmd/canary-tagger of the repository into out
@@ -94,9 +96,9 @@ func (p *ServeProcess) Exited() error {
 // WaitReady polls /readyz until it answers 200, the process exits or timeout passes.
 func (p *ServeProcess) WaitReady(ctx context.Context, timeout time.Duration) error {
 	hc := &http.Client{Timeout: time.Second}
-	return Poll(ctx, timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+	return webhooktest.Poll(ctx, "serve's /readyz to answer 200", timeout, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if err := p.Exited(); err != nil {
-			return false, Stop(err)
+			return false, webhooktest.StopPolling(err)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+p.HealthAddr+"/readyz", nil)
 		resp, err := hc.Do(req)

@@ -158,13 +158,13 @@ func (s *WebhookServer) waitReady(ctx context.Context, done <-chan struct{}) err
 		return errors.New("no certificate in the webhook CA")
 	}
 	client := &http.Client{Timeout: time.Second}
-	return Eventually(ctx, func(ctx context.Context) (bool, error) {
+	return Eventually(ctx, "the webhook server to be ready", func(ctx context.Context) (bool, error) {
 		select {
 		case <-done:
 			s.mu.Lock()
 			err := s.runErr
 			s.mu.Unlock()
-			return false, Stop(fmt.Errorf("webhook.Run returned before it was ready: %v (log: %s)", err, s.LogPath))
+			return false, webhooktest.StopPolling(fmt.Errorf("webhook.Run returned before it was ready: %v (log: %s)", err, s.LogPath))
 		default:
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HealthAddr+"/readyz", nil)
@@ -205,7 +205,7 @@ func (s *WebhookServer) Stop(ctx context.Context) error {
 	if logFile != nil {
 		logFile.Close()
 	}
-	err := Eventually(ctx, func(ctx context.Context) (bool, error) {
+	err := Eventually(ctx, "the webhook listener to close", func(ctx context.Context) (bool, error) {
 		conn, err := net.DialTimeout("tcp", s.Addr(), time.Second)
 		if err != nil {
 			return true, nil

@@ -11,7 +11,7 @@ import (
 
 	_ "sigs.k8s.io/kwok/cmd/kwok"
 
-	// cert-manager: its API types are used by tests; its CRDs are read from
-	// the module cache (hack/tools.sh crd-dirs).
+	// cert-manager: the tests read its types and CRDs at the version
+	// test/go.mod requires (test/internal/pinned); this pin builds nothing.
 	_ "github.com/cert-manager/cert-manager/pkg/apis/certmanager/v1"
 )
