@@ -41,8 +41,11 @@ type Options struct {
 	// CertDir holds CertName and KeyName (default tls.crt and tls.key, the
 	// layout of a cert-manager Secret); they are reloaded when they change.
 	// CertDir defaults to controller-runtime's <tmp>/k8s-webhook-server/serving-certs.
-	// Unused when a TLSOpts function sets GetCertificate.
+	// Unused with GetCertificate.
 	CertDir, CertName, KeyName string
+	// GetCertificate, when set, gives the serving certificate on each
+	// handshake instead of the files in CertDir (self-managed TLS).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
 	// MetricsAddr serves /metrics ("0" disables; default ":8080").
 	MetricsAddr string
@@ -66,10 +69,6 @@ type Options struct {
 	// (e.g. self-managed TLS: the caBundle trusts the served certificate).
 	// /readyz/<name> answers one check with its error.
 	ReadyChecks map[string]healthz.Checker
-
-	// TLSOpts are applied after canary-tagger's own TLS settings (TLS >= 1.2,
-	// ALPN), e.g. to serve a self-managed certificate with GetCertificate.
-	TLSOpts []func(*tls.Config)
 }
 
 func (o *Options) complete() error {
@@ -118,7 +117,7 @@ func Run(ctx context.Context, o Options) error {
 	ws := crwebhook.NewServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port,
 		CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName,
-		TLSOpts: append([]func(*tls.Config){tlsDefaults(o.EnableHTTP2)}, o.TLSOpts...),
+		TLSOpts: []func(*tls.Config){tlsSettings(o.EnableHTTP2, o.GetCertificate)},
 	})
 	for path, wh := range newWebhooks(o) {
 		ws.Register(path, wh)
@@ -148,11 +147,13 @@ func Run(ctx context.Context, o Options) error {
 	return servers.Wait()
 }
 
-// tlsDefaults: TLS 1.2 at least, and HTTP/1.1 only unless HTTP/2 is asked
-// for (HTTP/2 rapid reset, CVE-2023-44487).
-func tlsDefaults(http2 bool) func(*tls.Config) {
+// tlsSettings: TLS 1.2 at least, and HTTP/1.1 only unless HTTP/2 is asked
+// for (HTTP/2 rapid reset, CVE-2023-44487). With getCertificate set,
+// controller-runtime starts no certwatcher.
+func tlsSettings(http2 bool, getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.Config) {
 	return func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12
+		c.GetCertificate = getCertificate
 		c.NextProtos = []string{"http/1.1"}
 		if http2 {
 			c.NextProtos = []string{"h2", "http/1.1"}

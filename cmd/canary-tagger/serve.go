@@ -7,14 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"path/filepath"
 	"strconv"
 	"strings"
 
 	"k8s.io/client-go/rest"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -75,16 +73,11 @@ func runServe(args []string, stderr io.Writer, signalContext func() context.Cont
 	o.RESTConfig = func() (*rest.Config, error) { return crconfig.GetConfig() }
 
 	ctx := signalContext()
-	// Self-managed TLS: certificate in --cert-dir and trusted by the caBundle
-	// before the server starts (no-op without --self-managed-tls).
-	ready, err := selfManaged.start(ctx, o, o.Logger)
-	if err != nil {
+	// Self-managed TLS: a certificate trusted by the caBundle before the
+	// server starts (no-op without --self-managed-tls).
+	if err := selfManaged.start(ctx, &o); err != nil {
 		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
 		return 1
-	}
-	if ready != nil {
-		// Not ready while the caBundle does not trust the served certificate.
-		o.ReadyChecks = map[string]healthz.Checker{"ca-bundle": func(*http.Request) error { return ready() }}
 	}
 	if err := webhook.Run(ctx, o); err != nil {
 		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
