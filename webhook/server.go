@@ -11,6 +11,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,29 +32,28 @@ const (
 	AgentPodPath = "/mutate-agent-pod"
 )
 
-// Options configure Run. Zero values get the defaults noted.
+// Options configure Run. Start from DefaultOptions: serve's flags are bound
+// to its fields, so their defaults live there only.
 type Options struct {
 	// Rules come from config.Flags.Validate.
 	Rules config.Rules
 
-	// Host and Port the webhook server binds; Port 0 means 9443.
+	// Host and Port the webhook server binds (Host empty: all addresses).
 	Host string
 	Port int
-	// CertDir holds CertName and KeyName (default tls.crt and tls.key, the
-	// layout of a cert-manager Secret); they are reloaded when they change.
-	// CertDir defaults to controller-runtime's <tmp>/k8s-webhook-server/serving-certs.
-	// Unused with GetCertificate.
+	// CertDir holds CertName and KeyName (the layout of a cert-manager
+	// Secret); they are reloaded when they change. Unused with GetCertificate.
 	CertDir, CertName, KeyName string
 	// GetCertificate, when set, gives the serving certificate on each
 	// handshake instead of the files in CertDir (self-managed TLS).
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
-	// MetricsAddr serves /metrics ("0" disables; default ":8080").
+	// MetricsAddr serves /metrics ("0" disables).
 	MetricsAddr string
-	// HealthAddr serves /healthz and /readyz ("0" disables; default ":8081").
+	// HealthAddr serves /healthz and /readyz ("0" disables).
 	HealthAddr string
 
-	// EnableHTTP2 offers h2 in ALPN. Off by default (CVE-2023-44487).
+	// EnableHTTP2 offers h2 in ALPN (CVE-2023-44487: off by default).
 	EnableHTTP2 bool
 
 	// CheckWorkloadRef reads the template of a Rollout's workloadRef (contract
@@ -71,23 +72,19 @@ type Options struct {
 	ReadyChecks map[string]healthz.Checker
 }
 
-func (o *Options) complete() error {
-	if o.Rules.Rollout.LabelKey == "" || o.Rules.AgentPod.Selector == nil {
-		return errors.New("webhook: Options.Rules must come from config.Flags.Validate")
+// DefaultOptions are serve's defaults: the webhook on :9443 with tls.crt and
+// tls.key from controller-runtime's <tmp>/k8s-webhook-server/serving-certs,
+// metrics on :8080, probes on :8081, the workloadRef check on.
+func DefaultOptions() Options {
+	return Options{
+		Port:             crwebhook.DefaultPort,
+		CertDir:          filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"),
+		CertName:         "tls.crt",
+		KeyName:          "tls.key",
+		MetricsAddr:      metricsserver.DefaultBindAddress,
+		HealthAddr:       ":8081",
+		CheckWorkloadRef: true,
 	}
-	if o.Port < 0 || o.Port > 65535 {
-		return fmt.Errorf("webhook: port %d out of range", o.Port)
-	}
-	if o.Port == 0 {
-		o.Port = 9443
-	}
-	if o.MetricsAddr == "" {
-		o.MetricsAddr = ":8080"
-	}
-	if o.HealthAddr == "" {
-		o.HealthAddr = ":8081"
-	}
-	return nil
 }
 
 // newWebhooks builds the webhooks by path, as Run serves them.
@@ -111,8 +108,8 @@ func newWebhooks(o Options) map[string]http.Handler {
 // Run serves the webhooks until ctx is done, then lets in-flight reviews
 // finish before it returns. It needs no manager and no cluster access.
 func Run(ctx context.Context, o Options) error {
-	if err := o.complete(); err != nil {
-		return err
+	if o.Rules.Rollout.LabelKey == "" || o.Rules.AgentPod.Selector == nil {
+		return errors.New("webhook: Options.Rules must come from config.Flags.Validate")
 	}
 	ws := crwebhook.NewServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port,

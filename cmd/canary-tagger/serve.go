@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -26,17 +25,16 @@ func runServe(args []string, stderr io.Writer, signalContext func() context.Cont
 	fs.SetOutput(stderr)
 	var rules config.Flags
 	rules.Register(fs)
-	o := webhook.Options{}
-	fs.IntVar(&o.Port, "port", 9443, "port of the webhook server (HTTPS)")
-	fs.StringVar(&o.Host, "host", "", "address the webhook server binds (default: all)")
-	fs.StringVar(&o.CertDir, "cert-dir", filepath.Join("/tmp", "k8s-webhook-server", "serving-certs"),
-		"directory with the serving certificate and key; reloaded when they change")
-	fs.StringVar(&o.CertName, "cert-name", "tls.crt", "certificate file in --cert-dir")
-	fs.StringVar(&o.KeyName, "key-name", "tls.key", "private key file in --cert-dir")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of /metrics (plain HTTP); "0" disables`)
-	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz (plain HTTP); "0" disables`)
-	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "offer HTTP/2 on the webhook server (off: CVE-2023-44487)")
-	fs.BoolVar(&o.CheckWorkloadRef, "check-workload-ref", true,
+	o := webhook.DefaultOptions() // the flags' defaults
+	fs.IntVar(&o.Port, "port", o.Port, "port of the webhook server (HTTPS)")
+	fs.StringVar(&o.Host, "host", o.Host, "address the webhook server binds (default: all)")
+	fs.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with the serving certificate and key; reloaded when they change")
+	fs.StringVar(&o.CertName, "cert-name", o.CertName, "certificate file in --cert-dir")
+	fs.StringVar(&o.KeyName, "key-name", o.KeyName, "private key file in --cert-dir")
+	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, `address of /metrics (plain HTTP); "0" disables`)
+	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, `address of /healthz and /readyz (plain HTTP); "0" disables`)
+	fs.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "offer HTTP/2 on the webhook server (off: CVE-2023-44487)")
+	fs.BoolVar(&o.CheckWorkloadRef, "check-workload-ref", o.CheckWorkloadRef,
 		"read the pod template of a Rollout's workloadRef to check for a label clash (needs get on deployments, replicasets, podtemplates)")
 	crconfig.RegisterFlags(fs) // --kubeconfig, for the workloadRef check out of cluster
 	zapOpts := zap.Options{}   // production: JSON, info
