@@ -5,13 +5,13 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"net/http"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -38,7 +38,7 @@ type selfManagedFlags struct {
 	lifetime          time.Duration
 }
 
-func (f *selfManagedFlags) register(fs *flag.FlagSet) {
+func (f *selfManagedFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.enabled, "self-managed-tls", false,
 		"TLS without cert-manager: a ten-year CA and the serving certificate it signs in --tls-secret, the CA in the caBundle of --webhook-config-name, the certificate renewed and served from memory (--cert-dir unused)")
 	fs.StringVar(&f.secret, "tls-secret", defaultTLSSecret, "self-managed TLS: Secret (in --service-namespace) holding the CA, its key and the certificate")
