@@ -3,9 +3,9 @@ package certs
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
-	"os"
-	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,7 +14,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/util/cert"
-	"sigs.k8s.io/controller-runtime/pkg/certwatcher"
 )
 
 // fakeCluster is a fake clientset holding a webhook configuration with two
@@ -39,10 +38,10 @@ func newFakeCluster(t *testing.T, objs ...metav1.Object) *fakeCluster {
 	f := &fakeCluster{cs: cs, now: time.Now()}
 	f.sm = &SelfManaged{
 		Client: cs, Namespace: "canary-tagger", SecretName: "tls", ServiceName: "svc", WebhookConfigName: "canary-tagger",
-		CertDir: t.TempDir(), Lifetime: 30 * time.Hour,
-		Now: func() time.Time { return f.now },
+		Lifetime: 30 * time.Hour,
+		Now:      func() time.Time { return f.now },
 	}
-	if err := f.sm.defaults(); err != nil {
+	if err := f.sm.complete(); err != nil {
 		t.Fatal(err)
 	}
 	return f
@@ -70,23 +69,14 @@ func (f *fakeCluster) sync(t *testing.T) (*corev1.Secret, [][]byte) {
 	return sec, bundles
 }
 
-// servedLeaf is the certificate in the certificate directory, checked
-// against its key.
+// servedLeaf is the certificate GetCertificate serves.
 func (f *fakeCluster) servedLeaf(t *testing.T) *x509.Certificate {
 	t.Helper()
-	c, err := os.ReadFile(filepath.Join(f.sm.CertDir, CertFile))
+	c, err := f.sm.GetCertificate(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	k, err := os.ReadFile(filepath.Join(f.sm.CertDir, KeyFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := parsePair(c, k)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return leaf
+	return c.Leaf
 }
 
 // caBundleWrites counts the updates of the webhook configuration.
@@ -160,7 +150,7 @@ func TestRenewalKeepsTheCA(t *testing.T) {
 		}
 		for _, c := range []*x509.Certificate{prev, next} { // a replica still serving prev stays trusted
 			for i, b := range bundles {
-				if err := verify(c, parseBundle(t, b), "svc.canary-tagger.svc", f.now); err != nil {
+				if err := verify(c, parseBundle(t, b), f.now, "svc.canary-tagger.svc"); err != nil {
 					t.Errorf("round %d: certificate %s not trusted by webhook #%d: %v", round, c.SerialNumber, i, err)
 				}
 			}
@@ -239,7 +229,7 @@ func TestNotReadyUntilTheCABundleTrusts(t *testing.T) {
 	if _, err := f.sm.sync(context.Background()); err == nil {
 		t.Fatal("sync without a webhook configuration succeeded")
 	}
-	f.servedLeaf(t)
+	f.servedLeaf(t) // the server can start
 	if err := f.sm.Ready(); err == nil || !bytes.Contains([]byte(err.Error()), []byte("caBundle")) {
 		t.Errorf("readiness without a caBundle: %v", err)
 	}
@@ -254,36 +244,64 @@ func mustPEM(t *testing.T, c *x509.Certificate) []byte {
 	return b
 }
 
-// TestWriteFilesReloadsCertwatcher: certificates written in place (key
-// first) reach controller-runtime's certwatcher, what the webhook server
-// serves, without a restart.
-func TestWriteFilesReloadsCertwatcher(t *testing.T) {
+// TestRenewalServedOnTheNextHandshake: a TLS server on GetCertificate
+// refuses handshakes until the first sync, then presents the Secret's
+// certificate, and a renewed one on the next handshake, without a restart.
+func TestRenewalServedOnTheNextHandshake(t *testing.T) {
 	f := newFakeCluster(t)
-	dir := f.sm.CertDir
-	f.sync(t)
-	cw, err := certwatcher.New(filepath.Join(dir, CertFile), filepath.Join(dir, KeyFile))
+	ln, err := tls.Listen("tcp", "127.0.0.1:0", &tls.Config{GetCertificate: f.sm.GetCertificate, MinVersion: tls.VersionTLS12})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { _ = cw.Start(ctx) }()
-
-	// certwatcher has no "watching" signal: renew until a new certificate is
-	// picked up within a second (fsnotify), well before its 10 s poll.
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for try := 0; ; try++ {
-		if try == 20 {
-			t.Fatal("certwatcher did not pick up a new certificate within a second, 20 times")
-		}
-		f.now = renewAt(f.servedLeaf(t))
-		f.sync(t)
-		next := f.servedLeaf(t)
-		for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); <-tick.C {
-			if c, _ := cw.GetCertificate(nil); c != nil && bytes.Equal(c.Certificate[0], next.Raw) {
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
 				return
 			}
+			go func() {
+				_ = c.(*tls.Conn).Handshake()
+				c.Close()
+			}()
 		}
+	}()
+	served := func() (*x509.Certificate, error) {
+		conn, err := tls.Dial("tcp", ln.Addr().String(), &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // the test compares what is served
+		if err != nil {
+			return nil, err
+		}
+		defer conn.Close()
+		return conn.ConnectionState().PeerCertificates[0], nil
+	}
+
+	if c, err := served(); err == nil {
+		t.Fatalf("handshake before the first sync served %s", c.Subject)
+	}
+	sec, _ := f.sync(t)
+	first, err := served()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(mustPEM(t, first), sec.Data[corev1.TLSCertKey]) {
+		t.Fatalf("served certificate %s is not the Secret's", first.SerialNumber)
+	}
+	f.now = renewAt(first)
+	sec, _ = f.sync(t)
+	next, err := served()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Equal(first) || !bytes.Equal(mustPEM(t, next), sec.Data[corev1.TLSCertKey]) {
+		t.Errorf("after renewal the server presents %s, want the Secret's new certificate", next.SerialNumber)
+	}
+}
+
+// TestStartNamesMissingSettings: settings the caller did not give are named
+// as the library's fields (the flags are serve's business).
+func TestStartNamesMissingSettings(t *testing.T) {
+	err := (&SelfManaged{Client: fake.NewClientset(), Namespace: "ns"}).Start(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "SecretName") || strings.Contains(err.Error(), "--") {
+		t.Errorf("Start without a Secret name: %v", err)
 	}
 }

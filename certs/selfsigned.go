@@ -1,9 +1,10 @@
 // Package certs makes TLS material for the webhook server: a throw-away
-// certificate for local runs and tests, and the self-managed TLS mode.
+// certificate for local runs and tests, and the self-managed TLS mode (a CA
+// store in a Secret, its issuer, the caBundle writer, and the certificate
+// served from memory).
 package certs
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"net"
@@ -62,36 +63,17 @@ func WriteSelfSigned(dir string, hosts []string, validFor time.Duration) (caPEM 
 	if caPEM, err = cert.EncodeCertificates(parsed[1]); err != nil {
 		return nil, err
 	}
-	if _, err := writeFiles(dir, []file{{KeyFile, keyPEM, 0o600}, {CertFile, leafPEM, 0o644}, {CAFile, caPEM, 0o644}}); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
+	for _, f := range []struct {
+		name string
+		data []byte
+		mode os.FileMode
+	}{{KeyFile, keyPEM, 0o600}, {CertFile, leafPEM, 0o644}, {CAFile, caPEM, 0o644}} {
+		if err := os.WriteFile(filepath.Join(dir, f.name), f.data, f.mode); err != nil {
+			return nil, err
+		}
+	}
 	return caPEM, nil
-}
-
-type file struct {
-	name string
-	data []byte
-	mode os.FileMode
-}
-
-// writeFiles writes the files that differ, in order, in place, and reports
-// whether any did. Callers put the key before the certificate: a certwatcher
-// that reads between the two sees a key and certificate that do not match,
-// refuses the pair and keeps serving the previous one until the certificate
-// arrives (test/faults TestCertificateReplacedUnderLoad, "in-place").
-func writeFiles(dir string, files []file) (changed bool, err error) {
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, err
-	}
-	for _, f := range files {
-		p := filepath.Join(dir, f.name)
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, f.data) {
-			continue
-		}
-		if err := os.WriteFile(p, f.data, f.mode); err != nil {
-			return changed, err
-		}
-		changed = true
-	}
-	return changed, nil
 }

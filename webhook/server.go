@@ -11,6 +11,8 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -30,26 +32,28 @@ const (
 	AgentPodPath = "/mutate-agent-pod"
 )
 
-// Options configure Run. Zero values get the defaults noted.
+// Options configure Run. Start from DefaultOptions: serve's flags are bound
+// to its fields, so their defaults live there only.
 type Options struct {
 	// Rules come from config.Flags.Validate.
 	Rules config.Rules
 
-	// Host and Port the webhook server binds; Port 0 means 9443.
+	// Host and Port the webhook server binds (Host empty: all addresses).
 	Host string
 	Port int
-	// CertDir holds CertName and KeyName (default tls.crt and tls.key, the
-	// layout of a cert-manager Secret); they are reloaded when they change.
-	// CertDir defaults to controller-runtime's <tmp>/k8s-webhook-server/serving-certs.
-	// Unused when a TLSOpts function sets GetCertificate.
+	// CertDir holds CertName and KeyName (the layout of a cert-manager
+	// Secret); they are reloaded when they change. Unused with GetCertificate.
 	CertDir, CertName, KeyName string
+	// GetCertificate, when set, gives the serving certificate on each
+	// handshake instead of the files in CertDir (self-managed TLS).
+	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 
-	// MetricsAddr serves /metrics ("0" disables; default ":8080").
+	// MetricsAddr serves /metrics ("0" disables).
 	MetricsAddr string
-	// HealthAddr serves /healthz and /readyz ("0" disables; default ":8081").
+	// HealthAddr serves /healthz and /readyz ("0" disables).
 	HealthAddr string
 
-	// EnableHTTP2 offers h2 in ALPN. Off by default (CVE-2023-44487).
+	// EnableHTTP2 offers h2 in ALPN (CVE-2023-44487: off by default).
 	EnableHTTP2 bool
 
 	// CheckWorkloadRef reads the template of a Rollout's workloadRef (contract
@@ -66,29 +70,21 @@ type Options struct {
 	// (e.g. self-managed TLS: the caBundle trusts the served certificate).
 	// /readyz/<name> answers one check with its error.
 	ReadyChecks map[string]healthz.Checker
-
-	// TLSOpts are applied after canary-tagger's own TLS settings (TLS >= 1.2,
-	// ALPN), e.g. to serve a self-managed certificate with GetCertificate.
-	TLSOpts []func(*tls.Config)
 }
 
-func (o *Options) complete() error {
-	if o.Rules.Rollout.LabelKey == "" || o.Rules.AgentPod.Selector == nil {
-		return errors.New("webhook: Options.Rules must come from config.Flags.Validate")
+// DefaultOptions are serve's defaults: the webhook on :9443 with tls.crt and
+// tls.key from controller-runtime's <tmp>/k8s-webhook-server/serving-certs,
+// metrics on :8080, probes on :8081, the workloadRef check on.
+func DefaultOptions() Options {
+	return Options{
+		Port:             crwebhook.DefaultPort,
+		CertDir:          filepath.Join(os.TempDir(), "k8s-webhook-server", "serving-certs"),
+		CertName:         "tls.crt",
+		KeyName:          "tls.key",
+		MetricsAddr:      metricsserver.DefaultBindAddress,
+		HealthAddr:       ":8081",
+		CheckWorkloadRef: true,
 	}
-	if o.Port < 0 || o.Port > 65535 {
-		return fmt.Errorf("webhook: port %d out of range", o.Port)
-	}
-	if o.Port == 0 {
-		o.Port = 9443
-	}
-	if o.MetricsAddr == "" {
-		o.MetricsAddr = ":8080"
-	}
-	if o.HealthAddr == "" {
-		o.HealthAddr = ":8081"
-	}
-	return nil
 }
 
 // newWebhooks builds the webhooks by path, as Run serves them.
@@ -112,13 +108,13 @@ func newWebhooks(o Options) map[string]http.Handler {
 // Run serves the webhooks until ctx is done, then lets in-flight reviews
 // finish before it returns. It needs no manager and no cluster access.
 func Run(ctx context.Context, o Options) error {
-	if err := o.complete(); err != nil {
-		return err
+	if o.Rules.Rollout.LabelKey == "" || o.Rules.AgentPod.Selector == nil {
+		return errors.New("webhook: Options.Rules must come from config.Flags.Validate")
 	}
 	ws := crwebhook.NewServer(crwebhook.Options{
 		Host: o.Host, Port: o.Port,
 		CertDir: o.CertDir, CertName: o.CertName, KeyName: o.KeyName,
-		TLSOpts: append([]func(*tls.Config){tlsDefaults(o.EnableHTTP2)}, o.TLSOpts...),
+		TLSOpts: []func(*tls.Config){tlsSettings(o.EnableHTTP2, o.GetCertificate)},
 	})
 	for path, wh := range newWebhooks(o) {
 		ws.Register(path, wh)
@@ -148,11 +144,13 @@ func Run(ctx context.Context, o Options) error {
 	return servers.Wait()
 }
 
-// tlsDefaults: TLS 1.2 at least, and HTTP/1.1 only unless HTTP/2 is asked
-// for (HTTP/2 rapid reset, CVE-2023-44487).
-func tlsDefaults(http2 bool) func(*tls.Config) {
+// tlsSettings: TLS 1.2 at least, and HTTP/1.1 only unless HTTP/2 is asked
+// for (HTTP/2 rapid reset, CVE-2023-44487). With getCertificate set,
+// controller-runtime starts no certwatcher.
+func tlsSettings(http2 bool, getCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)) func(*tls.Config) {
 	return func(c *tls.Config) {
 		c.MinVersion = tls.VersionTLS12
+		c.GetCertificate = getCertificate
 		c.NextProtos = []string{"http/1.1"}
 		if http2 {
 			c.NextProtos = []string{"h2", "http/1.1"}

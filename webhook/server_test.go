@@ -194,9 +194,9 @@ func TestServerRefusesTLS11(t *testing.T) {
 }
 
 // TestServerReadiness: /readyz fails until the webhook server completes a
-// TLS handshake with a loaded certificate. The certificate comes from a
-// TLSOpts GetCertificate that has none at first (as a self-managed CA that
-// has not yet loaded its Secret would).
+// TLS handshake with a loaded certificate. The certificate comes from
+// Options.GetCertificate, which has none at first (as self-managed TLS
+// before it has read its Secret).
 func TestServerReadiness(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := certs.WriteSelfSigned(dir, []string{"127.0.0.1"}, time.Hour); err != nil {
@@ -208,14 +208,12 @@ func TestServerReadiness(t *testing.T) {
 	}
 	var cert atomic.Pointer[tls.Certificate]
 	o := testOptions(t, "http://127.0.0.1:1")
-	o.TLSOpts = []func(*tls.Config){func(c *tls.Config) {
-		c.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			if p := cert.Load(); p != nil {
-				return p, nil
-			}
-			return nil, errors.New("no certificate loaded yet")
+	o.GetCertificate = func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
+		if p := cert.Load(); p != nil {
+			return p, nil
 		}
-	}}
+		return nil, errors.New("no certificate loaded yet")
+	}
 	s := startServer(t, o)
 	eventually(t, 10*time.Second, "/healthz to answer 200", func() bool {
 		code, _ := get(s.health + "/healthz")

@@ -1,7 +1,7 @@
 package main
 
 // TestBadInputCLI is the CLI half of the bad-input catalogue
-// (docs/bad-inputs.md): each case runs `canary-tagger mutate` (runMutate)
+// (docs/bad-inputs.md): each case runs `canary-tagger mutate` (run)
 // and has one expected outcome. Whatever it is: no panic, an answer within
 // a bound, and on exit 2 nothing on stdout and a message on stderr.
 
@@ -105,7 +105,7 @@ type cliCase struct {
 func mutateBytes(t *testing.T, stdin []byte, args ...string) (int, []byte, []byte) {
 	t.Helper()
 	var out, errOut bytes.Buffer
-	code := runMutate(args, bytes.NewReader(stdin), &out, &errOut)
+	code := run(append([]string{"mutate"}, args...), bytes.NewReader(stdin), &out, &errOut, noSignals(t))
 	return code, out.Bytes(), errOut.Bytes()
 }
 

@@ -1,19 +1,13 @@
 package main
 
 import (
-	"errors"
-	"flag"
-	"fmt"
-	"io"
-	"strings"
+	"github.com/spf13/cobra"
 
 	"github.com/canary-tagger/canary-tagger/webhook/config"
 	"github.com/canary-tagger/canary-tagger/webhook/offline"
 )
 
-const mutateUsage = `Usage: canary-tagger mutate [-f FILE|DIR|-]... [-R] [-w | --check] [shared flags]
-
-Applies canary-tagger's mutation to Kubernetes manifests, as the webhook would
+const mutateHelp = `Applies canary-tagger's mutation to Kubernetes manifests, as the webhook would
 at admission: Argo Rollouts with canary steps get the role label in
 stableMetadata/canaryMetadata; Datadog Agent DaemonSets (pod template matching
 --agent-selector) and agent Pods get the label mapped in
@@ -43,47 +37,32 @@ Exit status: 0 done; 1 with --check, some document would be written
 differently (--check agrees with what mutate writes), or a KRM
 functionConfig is invalid (the items are answered unchanged); 2 error
 (bad flag, unreadable file, unparsable document): without -R or -w
-nothing is written.
+nothing is written.`
 
-Flags:
-`
-
-// runMutate is the `mutate` subcommand (contract 6): its flags; the run is
+// newMutateCommand is `mutate` (contract 6): its flags; the run is
 // offline.Command's.
-func runMutate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("mutate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var files fileList
-	fs.Var(&files, "f", "manifest `FILE`, directory (its *.yaml, *.yml, *.json files) or - for stdin; repeatable")
-	fs.Var(&files, "filename", "same as -f `FILE`")
-	recursive := fs.Bool("R", false, "with -f DIR, also read the files of its subdirectories")
-	check := fs.Bool("check", false, "write nothing; list the files that would change on stderr and exit 1 if any (for CI)")
-	write := fs.Bool("w", false, "write the changed files in place (atomically, mode kept) instead of the stream; unchanged files are not touched")
-	var shared config.Flags
-	shared.Register(fs)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, mutateUsage)
-		fs.PrintDefaults()
+func newMutateCommand() *cobra.Command {
+	var files []string
+	var recursive, check, write bool
+	var shared config.Flags // shared with serve
+	cmd := &cobra.Command{
+		Use:   "mutate [-f FILE|DIR|-]... [-R] [-w | --check] [flags]",
+		Short: "apply the same mutation to YAML/JSON manifests (stdin or -f)",
+		Long:  mutateHelp,
+		Args:  noArgs(" (name files with -f)"),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			run := offline.Command{Files: files, Recursive: recursive, Check: check, Write: write, Settings: shared}
+			if code := run.Run(cmd.InOrStdin(), cmd.OutOrStdout(), cmd.ErrOrStderr()); code != 0 {
+				return exitError{code: code} // offline.Command has said why
+			}
+			return nil
+		},
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2 // the flag package has printed the error and the usage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "canary-tagger mutate: unexpected argument %q (name files with -f)\n", fs.Arg(0))
-		return 2
-	}
-	return offline.Command{Files: files, Recursive: *recursive, Check: *check, Write: *write, Settings: shared}.Run(stdin, stdout, stderr)
-}
-
-// fileList is a repeatable -f.
-type fileList []string
-
-func (f *fileList) String() string { return strings.Join(*f, ",") }
-
-func (f *fileList) Set(v string) error {
-	*f = append(*f, v)
-	return nil
+	f := cmd.Flags()
+	f.StringArrayVarP(&files, "filename", "f", nil, "manifest `FILE`, directory (its *.yaml, *.yml, *.json files) or - for stdin; repeatable")
+	f.BoolVarP(&recursive, "recursive", "R", false, "with -f DIR, also read the files of its subdirectories")
+	f.BoolVar(&check, "check", false, "write nothing; list the files that would change on stderr and exit 1 if any (for CI)")
+	f.BoolVarP(&write, "write", "w", false, "write the changed files in place (atomically, mode kept) instead of the stream; unchanged files are not touched")
+	f.AddGoFlagSet(goFlags(shared.Register))
+	return cmd
 }

@@ -35,7 +35,7 @@ const goldenDir = "../../webhook/offline/testdata"
 func mutate(t *testing.T, stdin string, args ...string) (code int, stdout, stderr string) {
 	t.Helper()
 	var out, errb bytes.Buffer
-	code = runMutate(args, strings.NewReader(stdin), &out, &errb)
+	code = run(append([]string{"mutate"}, args...), strings.NewReader(stdin), &out, &errb, noSignals(t))
 	return code, out.String(), errb.String()
 }
 
@@ -383,9 +383,9 @@ func TestMutateFlagsAndCustomValues(t *testing.T) {
 			t.Errorf("%q: exit %d, stdout %q, stderr %q; want 2, nothing, a message naming %s", c.args, code, out, stderr, c.msg)
 		}
 	}
-	code, _, stderr = mutate(t, "", "-h")
-	if code != 0 || !strings.Contains(stderr, "Usage: canary-tagger mutate") || !strings.Contains(stderr, "-check") {
-		t.Errorf("-h: exit %d, %s", code, stderr)
+	code, help, _ := mutate(t, "", "-h")
+	if code != 0 || !strings.Contains(help, "Usage:\n  canary-tagger mutate") || !strings.Contains(help, "--check") || !strings.Contains(help, "Exit status") {
+		t.Errorf("-h: exit %d, %s", code, help)
 	}
 }
 

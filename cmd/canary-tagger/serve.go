@@ -3,18 +3,14 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"io"
 	"net"
-	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 
+	"github.com/spf13/cobra"
 	"k8s.io/client-go/rest"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
-	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -22,75 +18,62 @@ import (
 	"github.com/canary-tagger/canary-tagger/webhook/config"
 )
 
-// runServe is the `serve` subcommand: flags → webhook.Options → webhook.Run.
-func runServe(args []string, stderr io.Writer, signalContext func() context.Context) int {
-	fs := flag.NewFlagSet("canary-tagger serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// newServeCommand is `serve`: flags → webhook.Options → webhook.Run. The
+// flags are bound to webhook.DefaultOptions, whose values are their defaults.
+func newServeCommand(signalContext func() context.Context) *cobra.Command {
+	o := webhook.DefaultOptions()
 	var rules config.Flags
-	rules.Register(fs)
-	o := webhook.Options{}
-	fs.IntVar(&o.Port, "port", 9443, "port of the webhook server (HTTPS)")
-	fs.StringVar(&o.Host, "host", "", "address the webhook server binds (default: all)")
-	fs.StringVar(&o.CertDir, "cert-dir", filepath.Join("/tmp", "k8s-webhook-server", "serving-certs"),
-		"directory with the serving certificate and key; reloaded when they change")
-	fs.StringVar(&o.CertName, "cert-name", "tls.crt", "certificate file in --cert-dir")
-	fs.StringVar(&o.KeyName, "key-name", "tls.key", "private key file in --cert-dir")
-	fs.StringVar(&o.MetricsAddr, "metrics-bind-address", ":8080", `address of /metrics (plain HTTP); "0" disables`)
-	fs.StringVar(&o.HealthAddr, "health-probe-bind-address", ":8081", `address of /healthz and /readyz (plain HTTP); "0" disables`)
-	fs.BoolVar(&o.EnableHTTP2, "enable-http2", false, "offer HTTP/2 on the webhook server (off: CVE-2023-44487)")
-	fs.BoolVar(&o.CheckWorkloadRef, "check-workload-ref", true,
+	zapOpts := zap.Options{} // production: JSON, info
+	var selfManaged selfManagedFlags
+	cmd := &cobra.Command{
+		Use:   "serve [flags]",
+		Short: "run the mutating admission webhook server",
+		Args:  noArgs(""),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var err error
+			if o.Rules, err = rules.Validate(); err == nil {
+				err = validateServe(o)
+			}
+			if err == nil {
+				err = selfManaged.validate()
+			}
+			if err != nil {
+				return badUsage(err)
+			}
+			zapOpts.DestWriter = cmd.ErrOrStderr()
+			log := zap.New(zap.UseFlagOptions(&zapOpts))
+			logf.SetLogger(log) // controller-runtime's own messages
+			o.Logger = log.WithName("canary-tagger")
+			o.RESTConfig = func() (*rest.Config, error) { return crconfig.GetConfig() }
+
+			ctx := signalContext()
+			// Self-managed TLS: a certificate trusted by the caBundle before
+			// the server starts (no-op without --self-managed-tls).
+			if err := selfManaged.start(ctx, &o); err != nil {
+				return failed(err)
+			}
+			if err := webhook.Run(ctx, o); err != nil {
+				return failed(err)
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.Port, "port", o.Port, "port of the webhook server (HTTPS)")
+	f.StringVar(&o.Host, "host", o.Host, "address the webhook server binds (default: all)")
+	f.StringVar(&o.CertDir, "cert-dir", o.CertDir, "directory with the serving certificate and key; reloaded when they change")
+	f.StringVar(&o.CertName, "cert-name", o.CertName, "certificate file in --cert-dir")
+	f.StringVar(&o.KeyName, "key-name", o.KeyName, "private key file in --cert-dir")
+	f.StringVar(&o.MetricsAddr, "metrics-bind-address", o.MetricsAddr, `address of /metrics (plain HTTP); "0" disables`)
+	f.StringVar(&o.HealthAddr, "health-probe-bind-address", o.HealthAddr, `address of /healthz and /readyz (plain HTTP); "0" disables`)
+	f.BoolVar(&o.EnableHTTP2, "enable-http2", o.EnableHTTP2, "offer HTTP/2 on the webhook server (off: CVE-2023-44487)")
+	f.BoolVar(&o.CheckWorkloadRef, "check-workload-ref", o.CheckWorkloadRef,
 		"read the pod template of a Rollout's workloadRef to check for a label clash (needs get on deployments, replicasets, podtemplates)")
-	crconfig.RegisterFlags(fs) // --kubeconfig, for the workloadRef check out of cluster
-	zapOpts := zap.Options{}   // production: JSON, info
-	zapOpts.BindFlags(fs)
-	var selfManaged selfManagedFlags // --self-managed-tls and its flags (serve_selfmanaged.go)
-	selfManaged.register(fs)
-
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2 // flag has printed the error and the usage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "canary-tagger serve: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return 2
-	}
-	var err error
-	if o.Rules, err = rules.Validate(); err == nil {
-		err = validateServe(o)
-	}
-	if err == nil {
-		err = selfManaged.validate()
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
-		return 2
-	}
-
-	zapOpts.DestWriter = stderr
-	log := zap.New(zap.UseFlagOptions(&zapOpts))
-	logf.SetLogger(log) // controller-runtime's own messages
-	o.Logger = log.WithName("canary-tagger")
-	o.RESTConfig = func() (*rest.Config, error) { return crconfig.GetConfig() }
-
-	ctx := signalContext()
-	// Self-managed TLS: certificate in --cert-dir and trusted by the caBundle
-	// before the server starts (no-op without --self-managed-tls).
-	ready, err := selfManaged.start(ctx, o, o.Logger)
-	if err != nil {
-		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
-		return 1
-	}
-	if ready != nil {
-		// Not ready while the caBundle does not trust the served certificate.
-		o.ReadyChecks = map[string]healthz.Checker{"ca-bundle": func(*http.Request) error { return ready() }}
-	}
-	if err := webhook.Run(ctx, o); err != nil {
-		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
-		return 1
-	}
-	return 0
+	selfManaged.register(f) // --self-managed-tls and its flags (serve_selfmanaged.go)
+	// The rules' flags, --kubeconfig (for the workloadRef check out of
+	// cluster) and --zap-*.
+	f.AddGoFlagSet(goFlags(rules.Register, crconfig.RegisterFlags, zapOpts.BindFlags))
+	return cmd
 }
 
 // validateServe refuses values that would only fail later, naming the flag.

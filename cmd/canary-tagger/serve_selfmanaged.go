@@ -5,17 +5,16 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
-	"net"
+	"net/http"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-logr/logr"
+	"github.com/spf13/pflag"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 
 	"github.com/canary-tagger/canary-tagger/certs"
 	"github.com/canary-tagger/canary-tagger/webhook"
@@ -39,9 +38,9 @@ type selfManagedFlags struct {
 	lifetime          time.Duration
 }
 
-func (f *selfManagedFlags) register(fs *flag.FlagSet) {
+func (f *selfManagedFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.enabled, "self-managed-tls", false,
-		"TLS without cert-manager: a ten-year CA and the serving certificate it signs in --tls-secret, the CA in the caBundle of --webhook-config-name, the certificate renewed into --cert-dir (must be writable)")
+		"TLS without cert-manager: a ten-year CA and the serving certificate it signs in --tls-secret, the CA in the caBundle of --webhook-config-name, the certificate renewed and served from memory (--cert-dir unused)")
 	fs.StringVar(&f.secret, "tls-secret", defaultTLSSecret, "self-managed TLS: Secret (in --service-namespace) holding the CA, its key and the certificate")
 	fs.StringVar(&f.webhookConfigName, "webhook-config-name", defaultWebhookConfigName, "self-managed TLS: MutatingWebhookConfiguration whose webhooks get the caBundle")
 	fs.StringVar(&f.serviceName, "service-name", defaultServiceName, "self-managed TLS: the webhook Service; the certificate is for its DNS names")
@@ -86,25 +85,22 @@ func (f *selfManagedFlags) validate() error {
 	return nil
 }
 
-// start, when --self-managed-tls is on, makes sure a certificate is in
-// o.CertDir, keeps it renewed until ctx ends, and returns once the caBundle
+// start, when --self-managed-tls is on, makes sure there is a certificate to
+// serve, keeps it renewed until ctx ends, and returns once the caBundle
 // trusts it, so that webhook.Run never serves a certificate the apiserver
-// would refuse. It returns the readiness check for /readyz (nil when off).
-func (f *selfManagedFlags) start(ctx context.Context, o webhook.Options, log logr.Logger) (func() error, error) {
+// would refuse: o is then served from memory, and not ready while the
+// caBundle does not trust what it serves.
+func (f *selfManagedFlags) start(ctx context.Context, o *webhook.Options) error {
 	if !f.enabled {
-		return nil, nil
+		return nil
 	}
 	cfg, err := o.RESTConfig()
 	if err != nil {
-		return nil, fmt.Errorf("--self-managed-tls needs the Kubernetes API: %w", err)
+		return fmt.Errorf("--self-managed-tls needs the Kubernetes API: %w", err)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
-		return nil, err
-	}
-	host := o.Host
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
+		return err
 	}
 	sm := &certs.SelfManaged{
 		Client:            cs,
@@ -113,18 +109,16 @@ func (f *selfManagedFlags) start(ctx context.Context, o webhook.Options, log log
 		ServiceName:       f.serviceName,
 		ClusterDomain:     f.clusterDomain,
 		WebhookConfigName: f.webhookConfigName,
-		CertDir:           o.CertDir,
-		CertName:          o.CertName,
-		KeyName:           o.KeyName,
 		Lifetime:          f.lifetime,
-		ServingAddr:       net.JoinHostPort(host, strconv.Itoa(o.Port)),
-		Logger:            log.WithName("self-managed-tls"),
+		Logger:            o.Logger.WithName("self-managed-tls"),
 	}
 	if err := sm.Start(ctx); err != nil {
-		return nil, err
+		return err
 	}
 	if err := sm.WaitTrusted(ctx); err != nil {
-		return nil, err
+		return err
 	}
-	return sm.Ready, nil
+	o.GetCertificate = sm.GetCertificate
+	o.ReadyChecks = map[string]healthz.Checker{"ca-bundle": func(*http.Request) error { return sm.Ready() }}
+	return nil
 }

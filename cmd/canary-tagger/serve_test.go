@@ -34,7 +34,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--check-workload-ref=maybe"}, "-check-workload-ref"},
 		{[]string{"--zap-log-level=loud"}, "-zap-log-level"},
 		{[]string{"--no-such-flag"}, "-no-such-flag"},
-		{[]string{"extra"}, "unexpected arguments"},
+		{[]string{"extra"}, `unexpected argument "extra"`},
 	} {
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"serve"}, tc.args...), nil, &stdout, &stderr, noSignals(t))

@@ -34,6 +34,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
 	"github.com/canary-tagger/canary-tagger/certs"
@@ -177,13 +178,15 @@ func (s *selfManagedInstall) deleteState(t *testing.T) {
 }
 
 // instance is one replica: the self-managed TLS and the webhook server
-// (webhook.Run, what `serve` runs), on its own port and certificate directory.
+// (webhook.Run, what `serve` runs), on its own ports.
 type instance struct {
 	name string
 	port int
-	sm   *certs.SelfManaged
-	ctx  context.Context
-	stop context.CancelFunc
+	// healthPort serves /readyz, with the caBundle check `serve` adds.
+	healthPort int
+	sm         *certs.SelfManaged
+	ctx        context.Context
+	stop       context.CancelFunc
 	// done is closed when the server (if started) has returned.
 	done    chan struct{}
 	serving bool
@@ -197,7 +200,11 @@ func (s *selfManagedInstall) newInstance(t *testing.T, name string, port int, li
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &instance{name: name, port: port, done: make(chan struct{})}
+	healthPort, err := webhooktest.FreePort()
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := &instance{name: name, port: port, healthPort: healthPort, done: make(chan struct{})}
 	in.ctx, in.stop = context.WithCancel(context.Background())
 	t.Cleanup(func() {
 		in.stopAndWait()
@@ -213,27 +220,25 @@ func (s *selfManagedInstall) newInstance(t *testing.T, name string, port int, li
 		SecretName:        s.secret,
 		ServiceName:       s.service,
 		WebhookConfigName: s.mwc,
-		CertDir:           filepath.Join(dir, "certs"),
-		CertName:          "tls.crt",
-		KeyName:           "tls.key",
 		Lifetime:          lifetime,
 		SyncInterval:      250 * time.Millisecond,
-		ServingAddr:       net.JoinHostPort("127.0.0.1", strconv.Itoa(port)),
 		Logger:            zap.New(zap.WriteTo(logf), zap.UseDevMode(true)).WithName(name),
 	}
 	return in
 }
 
-// serve runs the webhook server on the instance's certificate directory.
+// serve runs the webhook server on the self-managed certificate, as `serve`
+// wires it: served from memory, not ready until the caBundle trusts it.
 func (in *instance) serve(rules config.Rules) {
 	in.serving = true
 	go func() {
 		defer close(in.done)
 		_ = webhook.Run(in.ctx, webhook.Options{
 			Rules: rules, Host: "127.0.0.1", Port: in.port,
-			CertDir: in.sm.CertDir, CertName: in.sm.CertName, KeyName: in.sm.KeyName,
-			MetricsAddr: "0", HealthAddr: "0",
-			Logger: in.sm.Logger.WithName("server"),
+			GetCertificate: in.sm.GetCertificate,
+			MetricsAddr:    "0", HealthAddr: in.healthAddr(),
+			ReadyChecks: map[string]healthz.Checker{"ca-bundle": func(*http.Request) error { return in.sm.Ready() }},
+			Logger:      in.sm.Logger.WithName("server"),
 		})
 	}()
 }
@@ -258,11 +263,24 @@ func (in *instance) stopAndWait() {
 
 func (in *instance) addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.port)) }
 
+func (in *instance) healthAddr() string {
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(in.healthPort))
+}
+
+// waitReady polls the instance's /readyz: the server answers TLS and the
+// caBundle trusts the certificate it serves.
 func (in *instance) waitReady(t *testing.T) {
 	t.Helper()
-	if err := webhooktest.Poll(t.Context(), in.name+" to be ready", 60*time.Second, 50*time.Millisecond, func(context.Context) (bool, error) {
-		err := in.sm.Ready()
-		return err == nil, err
+	hc := &http.Client{Timeout: time.Second}
+	if err := webhooktest.Poll(t.Context(), in.name+" to be ready", 60*time.Second, 50*time.Millisecond, func(ctx context.Context) (bool, error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+in.healthAddr()+"/readyz?verbose", nil)
+		resp, err := hc.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK, fmt.Errorf("/readyz: %s: %s", resp.Status, b)
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -395,11 +413,11 @@ func tailLines(s string, n int) string {
 
 // TestSelfManagedBootstrap starts from nothing — no Secret, no webhook
 // configuration yet — with the service account's RBAC only (impersonated):
-// the Secret is created with a CA and a certificate for the Service's names
-// and the files are in the certificate directory; readiness stays false until
-// the configuration exists and gets the CA in both webhooks' caBundle, and
-// until the server serves the certificate; then reviews succeed over TLS,
-// from the apiserver and from a client that trusts only the caBundle.
+// the Secret is created with a CA and a certificate for the Service's names,
+// the certificate GetCertificate serves; the caBundle check fails until the
+// configuration exists and gets the CA in both webhooks' caBundle; then the
+// server gets ready and reviews succeed over TLS, from the apiserver and from
+// a client that trusts only the caBundle.
 func TestSelfManagedBootstrap(t *testing.T) {
 	ctx := t.Context()
 	t0 := time.Now()
@@ -436,11 +454,8 @@ func TestSelfManagedBootstrap(t *testing.T) {
 	if life := time.Until(leaf.NotAfter); life < certs.DefaultCertLifetime-time.Hour || life > certs.DefaultCertLifetime {
 		t.Errorf("certificate valid for %s more, want about %s", life, certs.DefaultCertLifetime)
 	}
-	for _, f := range []string{"tls.crt", "tls.key"} {
-		b, err := os.ReadFile(filepath.Join(in.sm.CertDir, f))
-		if err != nil || !bytes.Equal(b, sec.Data[f]) {
-			t.Errorf("%s in the cert dir differs from the Secret's (%v)", f, err)
-		}
+	if c, err := in.sm.GetCertificate(nil); err != nil || !bytes.Equal(c.Certificate[0], leaf.Raw) {
+		t.Errorf("the certificate to serve is not the Secret's (%v)", err)
 	}
 
 	// The webhook configuration is installed: the CA goes into both caBundles.
@@ -468,8 +483,11 @@ func TestSelfManagedBootstrap(t *testing.T) {
 	} else if life := time.Until(cas[0].NotAfter); life < 9*365*24*time.Hour {
 		t.Errorf("CA valid for %s more, want about ten years", life)
 	}
-	if err := in.sm.Ready(); err == nil {
-		t.Errorf("ready while no server serves the certificate")
+	if err := harness.Eventually(ctx, "the caBundle to trust the certificate", func(context.Context) (bool, error) {
+		err := in.sm.Ready()
+		return err == nil, err
+	}); err != nil {
+		t.Errorf("the caBundle does not come to trust the certificate: %v", err)
 	}
 
 	// The server starts: ready, and reviews succeed.
