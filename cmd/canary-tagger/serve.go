@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/rest"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/canary-tagger/canary-tagger/webhook"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/webhook/heal"
 )
 
 // runServe is the `serve` subcommand: flags → webhook.Options → webhook.Run.
@@ -45,6 +47,10 @@ func runServe(args []string, stderr io.Writer, signalContext func() context.Cont
 	zapOpts.BindFlags(fs)
 	var selfManaged selfManagedFlags // --self-managed-tls and its flags (serve_selfmanaged.go)
 	selfManaged.register(fs)
+	fs.StringVar(&selfManaged.webhookConfigName, "webhook-config-name", defaultWebhookConfigName,
+		"this install's MutatingWebhookConfiguration: its selectors are what healing covers; with --self-managed-tls its webhooks get the caBundle")
+	var healing healFlags // --heal and its flags (serve_heal.go)
+	healing.register(fs)
 
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -62,6 +68,9 @@ func runServe(args []string, stderr io.Writer, signalContext func() context.Cont
 	}
 	if err == nil {
 		err = selfManaged.validate()
+	}
+	if err == nil {
+		err = healing.validate()
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
@@ -86,7 +95,14 @@ func runServe(args []string, stderr io.Writer, signalContext func() context.Cont
 		// Not ready while the caBundle does not trust the served certificate.
 		o.ReadyChecks = map[string]healthz.Checker{"ca-bundle": func(*http.Request) error { return ready() }}
 	}
-	if err := webhook.Run(ctx, o); err != nil {
+	// The webhook server and the healer end together; the healer never ends
+	// on its own (it retries what fails).
+	servers, ctx := errgroup.WithContext(ctx)
+	servers.Go(func() error { return webhook.Run(ctx, o) })
+	if healing.enabled {
+		servers.Go(func() error { return heal.Run(ctx, healing.options(o, selfManaged.webhookConfigName)) })
+	}
+	if err := servers.Wait(); err != nil {
 		fmt.Fprintf(stderr, "canary-tagger serve: %v\n", err)
 		return 1
 	}
