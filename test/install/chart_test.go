@@ -215,6 +215,9 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		{"stable and canary the same", withValues(settings("canaryValue", "stable"), nil), []string{`settings.stableValue and settings.canaryValue are both "stable"`}},
 		{"empty agent selector", withValues(settings("agentSelector", map[string]any{}), nil), []string{"settings.agentComponents and settings.agentSelector are both empty"}},
 		{"component not a label value", settings("agentComponents", []any{"cluster agent"}), []string{"at '/settings/agentComponents/0'", "does not match pattern"}},
+		{"heal interval not a duration", map[string]any{"heal": map[string]any{"interval": "soon"}}, []string{"at '/heal/interval'", "does not match pattern"}},
+		{"heal enabled not a boolean", map[string]any{"heal": map[string]any{"enabled": "yes"}}, []string{"at '/heal/enabled'", "boolean"}},
+		{"misspelt heal value", map[string]any{"heal": map[string]any{"agentPod": true}}, []string{"additional properties 'agentPod' not allowed"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,6 +236,73 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 	// above come from the values.
 	if _, err := harness.RenderChart(env.Repo, harness.ChartRender{ReleaseName: "canary-tagger", Namespace: "platform", KubeVersion: kv, Values: settings("labelKey", "example.com/role")}); err != nil {
 		t.Errorf("good values refused: %v", err)
+	}
+}
+
+// TestChartHealValues: heal.* reach serve's flags — healing on with leader
+// election in the release namespace by default, the interval as given,
+// --heal=false and no heal RBAC when disabled — and heal.agentPods adds its
+// flag and its grants (pods list, daemonsets and deployments patch) and
+// nothing else.
+func TestChartHealValues(t *testing.T) {
+	const release, ns = "ct", "platform-tools"
+	m := chartModes()[0]
+	grantsOf := func(r rendered, dep *appsv1.Deployment) []string {
+		var out []string
+		for _, g := range grants(t, r, dep) {
+			out = append(out, g.namespace+"|"+g.group+"/"+g.resource+"|"+g.verb+"|"+g.name)
+		}
+		return out
+	}
+	workloadRefGrants := func(r rendered, dep *appsv1.Deployment) []string {
+		var out []string
+		for _, g := range grantsOf(r, dep) {
+			if strings.HasSuffix(g, "|get|") && (strings.Contains(g, "apps/") || strings.Contains(g, "/podtemplates")) {
+				out = append(out, g)
+			}
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		heal      map[string]any
+		wantArgs  map[string]string // "" = absent
+		agentPods bool
+		healing   bool
+	}{
+		"default": {nil, map[string]string{"heal-interval": "1m", "leader-elect": "true", "leader-election-namespace": ns,
+			"webhook-config-name": release + "-canary-tagger", "heal": "", "heal-agent-pods": ""}, false, true},
+		"interval":   {map[string]any{"interval": "30s"}, map[string]string{"heal-interval": "30s", "leader-elect": "true"}, false, true},
+		"agent pods": {map[string]any{"agentPods": true}, map[string]string{"heal-agent-pods": "true", "leader-elect": "true"}, true, true},
+		"disabled": {map[string]any{"enabled": false, "agentPods": true}, map[string]string{"heal": "false", "heal-interval": "",
+			"leader-elect": "", "leader-election-namespace": "", "heal-agent-pods": "", "webhook-config-name": release + "-canary-tagger"}, false, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var values map[string]any
+			if tc.heal != nil {
+				values = map[string]any{"heal": tc.heal}
+			}
+			r := renderChart(t, release, ns, m, values)
+			dep := only[appsv1.Deployment](t, r, "Deployment")
+			args := effectiveArgs(t, dep)
+			for flagName, want := range tc.wantArgs {
+				got, ok := argValue(args, flagName)
+				if want == "" && ok {
+					t.Errorf("--%s=%s rendered, want it absent", flagName, got)
+				} else if want != "" && got != want {
+					t.Errorf("--%s=%q, want %q", flagName, got, want)
+				}
+			}
+			got := grantsOf(r, dep)
+			want := workloadRefGrants(r, dep)
+			if tc.healing {
+				want = append(want, healGrants(t, dep, tc.agentPods)...)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("service account permissions:\n got  %q\n want %q", got, want)
+			}
+		})
 	}
 }
 
