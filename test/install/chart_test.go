@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -777,6 +778,23 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			if args[0] != "serve" {
 				t.Fatalf("the container runs %q, want serve", args[0])
 			}
+			// A Rollout admitted before the server runs (fail-open): the
+			// healer the container args start labels it.
+			apps, optedIn, optedOut := ns+"-apps", ns+"-enabled", ns+"-disabled"
+			inject, injectLabels := optedIn, map[string]string{harness.InjectLabel: harness.InjectEnabled}
+			if !m.entry.optIn {
+				inject, injectLabels = apps, nil
+			}
+			if err := env.CreateNamespace(ctx, inject, injectLabels); err != nil {
+				t.Fatal(err)
+			}
+			before := harness.ProbeRollout(inject, "before-serve")
+			if err := env.Client.Create(ctx, before); err != nil {
+				t.Fatal(err)
+			}
+			if v, _, _ := unstructured.NestedMap(before.Object, "spec", "strategy", "canary", "stableMetadata"); v != nil {
+				t.Fatalf("a Rollout was labelled before the server ran")
+			}
 			proc, err := harness.StartServeProcess(bin, args, "127.0.0.1:"+strconv.Itoa(ports[2]), filepath.Join(dir, "log"), "KUBECONFIG="+kubeconfig)
 			if err != nil {
 				t.Fatal(err)
@@ -817,7 +835,6 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			}
 
 			// Rollouts are injected through the installed webhook where the mode says.
-			apps, optedIn, optedOut := ns+"-apps", ns+"-enabled", ns+"-disabled"
 			for name, lbls := range map[string]map[string]string{
 				apps: nil, optedIn: {harness.InjectLabel: harness.InjectEnabled}, optedOut: {harness.InjectLabel: harness.InjectDisabled},
 			} {
@@ -826,10 +843,6 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 				}
 			}
 			want := map[string]bool{apps: !m.entry.optIn, optedIn: true, optedOut: false, ns: false}
-			inject := optedIn
-			if !m.entry.optIn {
-				inject = apps
-			}
 			if err := harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 				if err := proc.Exited(); err != nil {
 					return false, harness.Stop(err)
@@ -846,6 +859,17 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 				if got, err := env.ProbeInjects(ctx, name); err != nil || got != w {
 					t.Errorf("a Rollout in namespace %s: injected %t (%v), want %t", name, got, err, w)
 				}
+			}
+			// The Rollout admitted before the server ran is healed.
+			if err := harness.Eventually(ctx, func(ctx context.Context) (bool, error) {
+				r, err := env.GetRollout(ctx, inject, "before-serve")
+				if err != nil {
+					return false, err
+				}
+				v, _, _ := unstructured.NestedString(r.Object, "spec", "strategy", "canary", "stableMetadata", "labels", config.DefaultLabelKey)
+				return v == config.DefaultStableValue, fmt.Errorf("%s/before-serve not healed", inject)
+			}); err != nil {
+				t.Error(err)
 			}
 			// The agent-pod webhook patches a Datadog Agent pod.
 			pod := agentPod(apps)
