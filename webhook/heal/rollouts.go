@@ -99,6 +99,8 @@ func (p *rolloutPass) heal(ctx context.Context, rep *Report, rollouts dynamic.Na
 			}
 			h.recorder.Eventf(r, nil, corev1.EventTypeNormal, ReasonHealed, actionHeal, "%s", note)
 			log.Info("healed", "injected", sum.Added, "warnings", sum.Warnings)
+		case ctx.Err() != nil:
+			return // stopping: not an outcome
 		case errors.Is(err, errSuperseded):
 			// Changed since it was listed: the next pass sees the new object.
 			rep.Superseded++
