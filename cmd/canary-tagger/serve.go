@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/rest"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/canary-tagger/canary-tagger/webhook"
 	"github.com/canary-tagger/canary-tagger/webhook/config"
+	"github.com/canary-tagger/canary-tagger/webhook/heal"
 )
 
 // newServeCommand is `serve`: flags → webhook.Options → webhook.Run. The
@@ -25,6 +27,7 @@ func newServeCommand(signalContext func() context.Context) *cobra.Command {
 	var rules config.Flags
 	zapOpts := zap.Options{} // production: JSON, info
 	var selfManaged selfManagedFlags
+	var healing healFlags
 	cmd := &cobra.Command{
 		Use:   "serve [flags]",
 		Short: "run the mutating admission webhook server",
@@ -36,6 +39,9 @@ func newServeCommand(signalContext func() context.Context) *cobra.Command {
 			}
 			if err == nil {
 				err = selfManaged.validate()
+			}
+			if err == nil {
+				err = healing.validate()
 			}
 			if err != nil {
 				return badUsage(err)
@@ -52,7 +58,14 @@ func newServeCommand(signalContext func() context.Context) *cobra.Command {
 			if err := selfManaged.start(ctx, &o); err != nil {
 				return failed(err)
 			}
-			if err := webhook.Run(ctx, o); err != nil {
+			// The healer never stops the webhook server: heal.Run returns
+			// only when ctx is done.
+			servers, ctx := errgroup.WithContext(ctx)
+			servers.Go(func() error { return webhook.Run(ctx, o) })
+			if healing.enabled {
+				servers.Go(func() error { return heal.Run(ctx, healing.options(o, selfManaged.webhookConfigName)) })
+			}
+			if err := servers.Wait(); err != nil {
 				return failed(err)
 			}
 			return nil
@@ -70,9 +83,11 @@ func newServeCommand(signalContext func() context.Context) *cobra.Command {
 	f.BoolVar(&o.CheckWorkloadRef, "check-workload-ref", o.CheckWorkloadRef,
 		"read the pod template of a Rollout's workloadRef to check for a label clash (needs get on deployments, replicasets, podtemplates)")
 	selfManaged.register(f) // --self-managed-tls and its flags (serve_selfmanaged.go)
-	// The rules' flags, --kubeconfig (for the workloadRef check out of
-	// cluster) and --zap-*.
-	f.AddGoFlagSet(goFlags(rules.Register, crconfig.RegisterFlags, zapOpts.BindFlags))
+	f.StringVar(&selfManaged.webhookConfigName, "webhook-config-name", defaultWebhookConfigName,
+		"this install's MutatingWebhookConfiguration: its selectors are what healing covers; with --self-managed-tls its webhooks get the caBundle")
+	// The rules' flags, --heal and its flags (serve_heal.go), --kubeconfig
+	// (for the workloadRef check and healing out of cluster) and --zap-*.
+	f.AddGoFlagSet(goFlags(rules.Register, healing.register, crconfig.RegisterFlags, zapOpts.BindFlags))
 	return cmd
 }
 

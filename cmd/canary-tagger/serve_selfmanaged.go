@@ -42,7 +42,6 @@ func (f *selfManagedFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&f.enabled, "self-managed-tls", false,
 		"TLS without cert-manager: a ten-year CA and the serving certificate it signs in --tls-secret, the CA in the caBundle of --webhook-config-name, the certificate renewed and served from memory (--cert-dir unused)")
 	fs.StringVar(&f.secret, "tls-secret", defaultTLSSecret, "self-managed TLS: Secret (in --service-namespace) holding the CA, its key and the certificate")
-	fs.StringVar(&f.webhookConfigName, "webhook-config-name", defaultWebhookConfigName, "self-managed TLS: MutatingWebhookConfiguration whose webhooks get the caBundle")
 	fs.StringVar(&f.serviceName, "service-name", defaultServiceName, "self-managed TLS: the webhook Service; the certificate is for its DNS names")
 	fs.StringVar(&f.serviceNamespace, "service-namespace", "", "self-managed TLS: namespace of the Service and the Secret (default: the pod's namespace)")
 	fs.StringVar(&f.clusterDomain, "cluster-domain", certs.DefaultClusterDomain, "self-managed TLS: cluster DNS domain, for <service>.<namespace>.svc.<domain>")

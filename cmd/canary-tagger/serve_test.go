@@ -35,7 +35,14 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--zap-log-level=loud"}, "-zap-log-level"},
 		{[]string{"--no-such-flag"}, "-no-such-flag"},
 		{[]string{"extra"}, `unexpected argument "extra"`},
+		{[]string{"--heal-interval=500ms"}, "--heal-interval"},
+		{[]string{"--heal=sometimes"}, "-heal"},
+		{[]string{"--leader-elect", "--leader-election-namespace=Not_A_Namespace"}, "--leader-election-namespace"},
+		{[]string{"--leader-elect"}, "--leader-election-namespace: not set and not running in a pod"},
+		{[]string{"--heal-agent-pods"}, "--heal-agent-pods"},
+		{[]string{"--webhook-config-name=Bad Name"}, "--webhook-config-name"},
 	} {
+		t.Setenv("POD_NAMESPACE", "")
 		var stdout, stderr bytes.Buffer
 		code := run(append([]string{"serve"}, tc.args...), nil, &stdout, &stderr, noSignals(t))
 		if code != 2 {

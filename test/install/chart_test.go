@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/discovery"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -215,6 +216,9 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 		{"stable and canary the same", withValues(settings("canaryValue", "stable"), nil), []string{`settings.stableValue and settings.canaryValue are both "stable"`}},
 		{"empty agent selector", withValues(settings("agentSelector", map[string]any{}), nil), []string{"settings.agentComponents and settings.agentSelector are both empty"}},
 		{"component not a label value", settings("agentComponents", []any{"cluster agent"}), []string{"at '/settings/agentComponents/0'", "does not match pattern"}},
+		{"heal interval not a duration", map[string]any{"heal": map[string]any{"interval": "soon"}}, []string{"at '/heal/interval'", "does not match pattern"}},
+		{"heal enabled not a boolean", map[string]any{"heal": map[string]any{"enabled": "yes"}}, []string{"at '/heal/enabled'", "boolean"}},
+		{"misspelt heal value", map[string]any{"heal": map[string]any{"agentPod": true}}, []string{"additional properties 'agentPod' not allowed"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -233,6 +237,73 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 	// above come from the values.
 	if _, err := harness.RenderChart(env.Repo, harness.ChartRender{ReleaseName: "canary-tagger", Namespace: "platform", KubeVersion: kv, Values: settings("labelKey", "example.com/role")}); err != nil {
 		t.Errorf("good values refused: %v", err)
+	}
+}
+
+// TestChartHealValues: heal.* reach serve's flags — healing on with leader
+// election in the release namespace by default, the interval as given,
+// --heal=false and no heal RBAC when disabled — and heal.agentPods adds its
+// flag and its grants (pods list, daemonsets and deployments patch) and
+// nothing else.
+func TestChartHealValues(t *testing.T) {
+	const release, ns = "ct", "platform-tools"
+	m := chartModes()[0]
+	grantsOf := func(r rendered, dep *appsv1.Deployment) []string {
+		var out []string
+		for _, g := range grants(t, r, dep) {
+			out = append(out, g.namespace+"|"+g.group+"/"+g.resource+"|"+g.verb+"|"+g.name)
+		}
+		return out
+	}
+	workloadRefGrants := func(r rendered, dep *appsv1.Deployment) []string {
+		var out []string
+		for _, g := range grantsOf(r, dep) {
+			if strings.HasSuffix(g, "|get|") && (strings.Contains(g, "apps/") || strings.Contains(g, "/podtemplates")) {
+				out = append(out, g)
+			}
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		heal      map[string]any
+		wantArgs  map[string]string // "" = absent
+		agentPods bool
+		healing   bool
+	}{
+		"default": {nil, map[string]string{"heal-interval": "1m", "leader-elect": "true", "leader-election-namespace": ns,
+			"webhook-config-name": release + "-canary-tagger", "heal": "", "heal-agent-pods": ""}, false, true},
+		"interval":   {map[string]any{"interval": "30s"}, map[string]string{"heal-interval": "30s", "leader-elect": "true"}, false, true},
+		"agent pods": {map[string]any{"agentPods": true}, map[string]string{"heal-agent-pods": "true", "leader-elect": "true"}, true, true},
+		"disabled": {map[string]any{"enabled": false, "agentPods": true}, map[string]string{"heal": "false", "heal-interval": "",
+			"leader-elect": "", "leader-election-namespace": "", "heal-agent-pods": "", "webhook-config-name": release + "-canary-tagger"}, false, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var values map[string]any
+			if tc.heal != nil {
+				values = map[string]any{"heal": tc.heal}
+			}
+			r := renderChart(t, release, ns, m, values)
+			dep := only[appsv1.Deployment](t, r, "Deployment")
+			args := effectiveArgs(t, dep)
+			for flagName, want := range tc.wantArgs {
+				got, ok := argValue(args, flagName)
+				if want == "" && ok {
+					t.Errorf("--%s=%s rendered, want it absent", flagName, got)
+				} else if want != "" && got != want {
+					t.Errorf("--%s=%q, want %q", flagName, got, want)
+				}
+			}
+			got := grantsOf(r, dep)
+			want := workloadRefGrants(r, dep)
+			if tc.healing {
+				want = append(want, healGrants(t, dep, tc.agentPods)...)
+			}
+			slices.Sort(got)
+			slices.Sort(want)
+			if !slices.Equal(got, want) {
+				t.Errorf("service account permissions:\n got  %q\n want %q", got, want)
+			}
+		})
 	}
 }
 
@@ -701,6 +772,23 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			if args[0] != "serve" {
 				t.Fatalf("the container runs %q, want serve", args[0])
 			}
+			// A Rollout admitted before the server runs (fail-open): the
+			// healer the container args start labels it.
+			apps, optedIn, optedOut := ns+"-apps", ns+"-enabled", ns+"-disabled"
+			inject, injectLabels := optedIn, map[string]string{harness.InjectLabel: harness.InjectEnabled}
+			if !m.entry.optIn {
+				inject, injectLabels = apps, nil
+			}
+			if err := env.CreateNamespace(ctx, inject, injectLabels); err != nil {
+				t.Fatal(err)
+			}
+			before := harness.ProbeRollout(inject, "before-serve")
+			if err := env.Client.Create(ctx, before); err != nil {
+				t.Fatal(err)
+			}
+			if v, _, _ := unstructured.NestedMap(before.Object, "spec", "strategy", "canary", "stableMetadata"); v != nil {
+				t.Fatalf("a Rollout was labelled before the server ran")
+			}
 			proc, err := harness.StartServeProcess(bin, args, "127.0.0.1:"+strconv.Itoa(ports[2]), filepath.Join(dir, "log"), "KUBECONFIG="+kubeconfig)
 			if err != nil {
 				t.Fatal(err)
@@ -741,7 +829,6 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 			}
 
 			// Rollouts are injected through the installed webhook where the mode says.
-			apps, optedIn, optedOut := ns+"-apps", ns+"-enabled", ns+"-disabled"
 			for name, lbls := range map[string]map[string]string{
 				apps: nil, optedIn: {harness.InjectLabel: harness.InjectEnabled}, optedOut: {harness.InjectLabel: harness.InjectDisabled},
 			} {
@@ -750,10 +837,6 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 				}
 			}
 			want := map[string]bool{apps: !m.entry.optIn, optedIn: true, optedOut: false, ns: false}
-			inject := optedIn
-			if !m.entry.optIn {
-				inject = apps
-			}
 			if err := webhooktest.Poll(ctx, "Rollouts in "+inject+" to be injected", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 				if err := proc.Exited(); err != nil {
 					return false, webhooktest.StopPolling(err)
@@ -770,6 +853,17 @@ func TestChartInstallsOnAPIServer(t *testing.T) {
 				if got, err := env.ProbeInjects(ctx, name); err != nil || got != w {
 					t.Errorf("a Rollout in namespace %s: injected %t (%v), want %t", name, got, err, w)
 				}
+			}
+			// The Rollout admitted before the server ran is healed.
+			if err := harness.Eventually(ctx, "the healer's effect", func(ctx context.Context) (bool, error) {
+				r, err := env.GetRollout(ctx, inject, "before-serve")
+				if err != nil {
+					return false, err
+				}
+				v, _, _ := unstructured.NestedString(r.Object, "spec", "strategy", "canary", "stableMetadata", "labels", config.DefaultLabelKey)
+				return v == config.DefaultStableValue, fmt.Errorf("%s/before-serve not healed", inject)
+			}); err != nil {
+				t.Error(err)
 			}
 			// The agent-pod webhook patches a Datadog Agent pod.
 			pod := agentPod(apps)

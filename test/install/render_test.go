@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/heal"
 )
 
 // entryPoint is one directory users `kubectl apply -k`.
@@ -615,6 +616,7 @@ func checkRBAC(t *testing.T, r rendered, dep *appsv1.Deployment) {
 		}
 		want = append(want, "*|"+res+"|get|")
 	}
+	want = append(want, healGrants(t, dep, false)...)
 	if r.entry.selfManaged {
 		secret := mustArg(t, effectiveArgs(t, dep), "tls-secret")
 		mwc := mustArg(t, effectiveArgs(t, dep), "webhook-config-name")
@@ -635,4 +637,31 @@ func checkRBAC(t *testing.T, r rendered, dep *appsv1.Deployment) {
 	if !slices.Equal(got, want) {
 		t.Errorf("service account permissions (namespace|group/resource|verb|resourceName):\n got  %q\n want %q", got, want)
 	}
+}
+
+// healGrants are the permissions healing needs (README, RBAC): the scope
+// (this install's webhook configuration, the namespaces), the Rollouts, the
+// Events, and the Lease the replicas elect the healer on, in the release
+// namespace; with agentPods, the Agent pods and their workloads.
+func healGrants(t *testing.T, dep *appsv1.Deployment, agentPods bool) []string {
+	t.Helper()
+	args := effectiveArgs(t, dep)
+	mwc := mustArg(t, args, "webhook-config-name")
+	if ns := mustArg(t, args, "leader-election-namespace"); ns != dep.Namespace {
+		t.Errorf("--leader-election-namespace=%s, want the release namespace %s", ns, dep.Namespace)
+	}
+	grants := []string{
+		"*|admissionregistration.k8s.io/mutatingwebhookconfigurations|get|" + mwc,
+		"*|/namespaces|list|",
+		"*|argoproj.io/rollouts|get|", "*|argoproj.io/rollouts|list|", "*|argoproj.io/rollouts|patch|",
+		"*|events.k8s.io/events|create|",
+		dep.Namespace + "|coordination.k8s.io/leases|create|",
+		dep.Namespace + "|coordination.k8s.io/leases|get|" + heal.LeaseName(mwc),
+		dep.Namespace + "|coordination.k8s.io/leases|update|" + heal.LeaseName(mwc),
+		dep.Namespace + "|/events|create|",
+	}
+	if agentPods {
+		grants = append(grants, "*|/pods|list|", "*|apps/daemonsets|patch|", "*|apps/deployments|patch|")
+	}
+	return grants
 }
