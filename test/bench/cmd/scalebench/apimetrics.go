@@ -24,11 +24,9 @@ const (
 	// A call that failed (refused, timed out, bad answer) under
 	// failurePolicy Ignore: the object was admitted without the webhook.
 	webhookFailOpenMetric = "apiserver_admission_webhook_fail_open_count"
-	// Calls by HTTP code (0 when there was no answer).
-	webhookRequestsMetric = "apiserver_admission_webhook_request_total"
 )
 
-var apiserverFamilies = []string{webhookDurationMetric, webhookFailOpenMetric, webhookRequestsMetric}
+var apiserverFamilies = []string{webhookDurationMetric, webhookFailOpenMetric}
 
 // The webhooks of the installed configuration (manifests/).
 const (

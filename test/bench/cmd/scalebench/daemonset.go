@@ -184,7 +184,9 @@ func (c *cluster) daemonSetCycle(ctx context.Context, ds *unstructured.Unstructu
 		return err
 	}
 	if !cy.with {
-		cy.checked.missing = cy.checked.objects - cy.checked.missing
+		if cy.checked.missing = cy.checked.objects - cy.checked.missing; cy.checked.missing > 0 {
+			return fmt.Errorf("%d agent pods got the mapping in a cycle without canary-tagger: its configuration was still in effect", cy.checked.missing)
+		}
 	}
 	return c.deleteAgents(ctx, ds, selector)
 }

@@ -261,9 +261,6 @@ func (c *cluster) followPasses(ctx context.Context, h *healResult, interval time
 	if err != nil {
 		return err
 	}
-	if !first.Has(healPassesMetric) || !first.Has(healRequestsMetric) {
-		return fmt.Errorf("serve accepted --heal-interval but its /metrics has no %s or %s", healPassesMetric, healRequestsMetric)
-	}
 	wait := func(after float64) (webhooktest.Metrics, error) {
 		var m webhooktest.Metrics
 		err := harness.Poll(ctx, 2*interval+time.Minute, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
@@ -276,6 +273,11 @@ func (c *cluster) followPasses(ctx context.Context, h *healResult, interval time
 		return m, err
 	}
 	end, err := wait(healPasses(first))
+	for _, family := range []string{healPassesMetric, healRequestsMetric} {
+		if !end.Has(family) {
+			return fmt.Errorf("serve accepted --heal-interval but its /metrics has no %s (%v)", family, err)
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("waiting for a heal pass to end: %w", err)
 	}

@@ -14,9 +14,9 @@ type usage struct {
 	took time.Duration
 	// latency is the apiserver's webhook duration histogram over the window.
 	latency histogram
-	// failOpens are the apiserver's fail-opens of the webhook; failedCalls
-	// its calls that got no HTTP 200 (refused, timed out, bad answer).
-	failOpens, failedCalls float64
+	// failOpens are the apiserver's fail-opens of the webhook: calls that
+	// failed (refused, timed out, bad answer), the object admitted without it.
+	failOpens float64
 	// reviews are serve's canary_tagger_admission_reviews_total.
 	reviews float64
 	cpu     time.Duration
@@ -68,8 +68,6 @@ func (m *meter) stop(ctx context.Context) (usage, error) {
 	name := map[string]string{"name": m.webhook}
 	u.latency = histogramOf(api, webhookDurationMetric, name).minus(histogramOf(m.api, webhookDurationMetric, name))
 	u.failOpens = api.Sum(webhookFailOpenMetric, name) - m.api.Sum(webhookFailOpenMetric, name)
-	ok := map[string]string{"name": m.webhook, "code": "200"}
-	u.failedCalls = u.latency.total - (api.Sum(webhookRequestsMetric, ok) - m.api.Sum(webhookRequestsMetric, ok))
 	if m.pid != 0 {
 		s, err := m.c.serve.metrics(ctx)
 		if err != nil {
@@ -89,12 +87,11 @@ func (m *meter) stop(ctx context.Context) (usage, error) {
 // plus adds two windows: times, counts and CPU add up, the peak is the larger.
 func (u usage) plus(o usage) usage {
 	return usage{
-		took:        u.took + o.took,
-		latency:     u.latency.plus(o.latency),
-		failOpens:   u.failOpens + o.failOpens,
-		failedCalls: u.failedCalls + o.failedCalls,
-		reviews:     u.reviews + o.reviews,
-		cpu:         u.cpu + o.cpu,
-		peakRSS:     max(u.peakRSS, o.peakRSS),
+		took:      u.took + o.took,
+		latency:   u.latency.plus(o.latency),
+		failOpens: u.failOpens + o.failOpens,
+		reviews:   u.reviews + o.reviews,
+		cpu:       u.cpu + o.cpu,
+		peakRSS:   max(u.peakRSS, o.peakRSS),
 	}
 }

@@ -156,7 +156,9 @@ func (c *cluster) burstScenario(ctx context.Context, o options) ([]cycle, error)
 			return nil, err
 		}
 		if !cy.with {
-			cy.checked.missing = cy.checked.objects - cy.checked.missing
+			if cy.checked.missing = cy.checked.objects - cy.checked.missing; cy.checked.missing > 0 {
+				return nil, fmt.Errorf("%d Rollouts got their labels in a cycle without canary-tagger: its configuration was still in effect", cy.checked.missing)
+			}
 		}
 		logf("Rollout burst %d/%d (%s): %d Rollouts created in %s; %s",
 			i+1, len(cycles), cy.label(), cy.checked.objects, cy.took.Round(10*time.Millisecond), cy.checkSummary("Rollouts", "their labels"))
