@@ -25,6 +25,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // The agent DaemonSet comes from the Datadog Helm chart render that maps
@@ -149,7 +150,7 @@ func (cy cycle) checkSummary(objects, what string) string {
 	if cy.with {
 		return fmt.Sprintf("%d %s admitted without %s", cy.checked.missing, objects, what)
 	}
-	return fmt.Sprintf("%d %s with %s", cy.checked.objects-cy.checked.missing, objects, what)
+	return fmt.Sprintf("%d %s with %s", cy.checked.missing, objects, what)
 }
 
 func (c *cluster) daemonSetCycle(ctx context.Context, ds *unstructured.Unstructured, selector string, cy *cycle) error {
@@ -166,9 +167,9 @@ func (c *cluster) daemonSetCycle(ctx context.Context, ds *unstructured.Unstructu
 	if err := c.env.Client.Create(ctx, ds.DeepCopy()); err != nil {
 		return fmt.Errorf("creating DaemonSet %s: %w", ds.GetName(), err)
 	}
-	err = harness.Poll(ctx, 20*time.Minute, 100*time.Millisecond, func(context.Context) (bool, error) {
+	err = webhooktest.Poll(ctx, "all agent pods Running", 20*time.Minute, 100*time.Millisecond, func(context.Context) (bool, error) {
 		if err := c.health(); err != nil {
-			return false, harness.Stop(err)
+			return false, webhooktest.StopPolling(err)
 		}
 		n := watch.running()
 		return n >= c.nodes, fmt.Errorf("%d of %d agent pods Running", n, c.nodes)
@@ -200,7 +201,7 @@ func (c *cluster) deleteAgents(ctx context.Context, ds *unstructured.Unstructure
 	pods := c.cs.CoreV1().Pods(agentNamespace)
 	// Deleted again while any is left: the garbage collector may give one
 	// a grace period after ours, which only a kubelet would end.
-	return harness.Poll(ctx, 5*time.Minute, time.Second, func(ctx context.Context) (bool, error) {
+	return webhooktest.Poll(ctx, "the agent pods to be deleted", 5*time.Minute, time.Second, func(ctx context.Context) (bool, error) {
 		left, err := pods.List(ctx, metav1.ListOptions{LabelSelector: selector, Limit: 1})
 		if err != nil || len(left.Items) == 0 {
 			return err == nil, err

@@ -15,7 +15,6 @@ import (
 	"k8s.io/client-go/tools/cache"
 
 	"github.com/canary-tagger/canary-tagger/test/bench"
-	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
@@ -45,6 +44,11 @@ func (c *cluster) watchRollouts(ctx context.Context) (*rolloutWatch, error) {
 		u, ok := obj.(*unstructured.Unstructured)
 		if !ok {
 			return obj, nil
+		}
+		// The informer may hand an object it already holds back to the
+		// transform (client-go: a transform must be idempotent).
+		if _, slim := u.Object[missingField]; slim {
+			return u, nil
 		}
 		_, res := rollout.Mutate(u.Object, opts, nil)
 		slim := &unstructured.Unstructured{Object: map[string]any{missingField: res.Outcome != outcome.Present}}
@@ -107,7 +111,7 @@ func (w *rolloutWatch) counts() count {
 
 // waitFor waits until the informer has caught up with what a LIST read.
 func (w *rolloutWatch) waitFor(ctx context.Context, stored count) error {
-	return harness.Poll(ctx, time.Minute, 100*time.Millisecond, func(context.Context) (bool, error) {
+	return webhooktest.Poll(ctx, "the Rollout informer to catch up", time.Minute, 100*time.Millisecond, func(context.Context) (bool, error) {
 		n := w.counts()
 		return n == stored, fmt.Errorf("informer: %+v, stored: %+v", n, stored)
 	})
@@ -126,9 +130,9 @@ type healResult struct {
 	converged bool
 	remaining int
 	// What healing did until the pass that converged had ended: LIST pages,
-	// writes, objects by kind and outcome, as serve's /metrics counts them.
-	lists, patches float64
-	objects        string
+	// GETs, writes, objects by kind and outcome, as serve's /metrics counts them.
+	lists, gets, patches float64
+	objects              string
 	// idle is the next whole pass, after convergence.
 	idle      idlePass
 	idleFound bool
@@ -139,7 +143,7 @@ type healResult struct {
 }
 
 // idlePass is what one whole heal pass cost once there was nothing to do.
-type idlePass struct{ lists, patches float64 }
+type idlePass struct{ lists, gets, patches float64 }
 
 // healPasses is serve's count of finished Rollout heal passes: the series
 // whose kind names Rollouts, or all of them if none does.
@@ -209,9 +213,9 @@ func (c *cluster) startAndHeal(ctx context.Context, w *rolloutWatch, interval, d
 		return h, err
 	}
 	if h.available {
-		err := harness.Poll(ctx, deadline, 100*time.Millisecond, func(context.Context) (bool, error) {
+		err := webhooktest.Poll(ctx, "every Rollout to have its labels", deadline, 100*time.Millisecond, func(context.Context) (bool, error) {
 			if err := c.health(); err != nil {
-				return false, harness.Stop(err)
+				return false, webhooktest.StopPolling(err)
 			}
 			n := w.counts().missing
 			return n == 0, fmt.Errorf("%d Rollouts without their labels", n)
@@ -263,10 +267,10 @@ func (c *cluster) followPasses(ctx context.Context, h *healResult, interval time
 	}
 	wait := func(after float64) (webhooktest.Metrics, error) {
 		var m webhooktest.Metrics
-		err := harness.Poll(ctx, 2*interval+time.Minute, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+		err := webhooktest.Poll(ctx, "a heal pass to end", 2*interval+time.Minute, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 			var err error
 			if m, err = c.serve.metrics(ctx); err != nil {
-				return false, harness.Stop(err)
+				return false, webhooktest.StopPolling(err)
 			}
 			return healPasses(m) > after, fmt.Errorf("%s at %g", healPassesMetric, healPasses(m))
 		})
@@ -281,7 +285,8 @@ func (c *cluster) followPasses(ctx context.Context, h *healResult, interval time
 	if err != nil {
 		return fmt.Errorf("waiting for a heal pass to end: %w", err)
 	}
-	h.lists, h.patches, h.objects = healRequests(end, "list"), healRequests(end, "patch"), healObjects(end)
+	h.lists, h.gets, h.patches = healRequests(end, "list"), healRequests(end, "get"), healRequests(end, "patch")
+	h.objects = healObjects(end)
 	if !h.converged {
 		return nil
 	}
@@ -290,11 +295,11 @@ func (c *cluster) followPasses(ctx context.Context, h *healResult, interval time
 		return fmt.Errorf("waiting for the pass after convergence to end: %w", err)
 	}
 	h.idleFound = true
-	h.idle = idlePass{lists: healRequests(next, "list") - h.lists, patches: healRequests(next, "patch") - h.patches}
-	if healPasses(next) > healPasses(end)+1 {
-		// More than one pass ended between the scrapes: per pass.
-		n := healPasses(next) - healPasses(end)
-		h.idle.lists, h.idle.patches = h.idle.lists/n, h.idle.patches/n
+	n := healPasses(next) - healPasses(end) // 1, unless passes ended between two scrapes
+	h.idle = idlePass{
+		lists:   (healRequests(next, "list") - h.lists) / n,
+		gets:    (healRequests(next, "get") - h.gets) / n,
+		patches: (healRequests(next, "patch") - h.patches) / n,
 	}
 	return nil
 }
@@ -342,7 +347,7 @@ func (c *cluster) outageScenario(ctx context.Context, o options) (outageResult, 
 		done <- err
 	}()
 	half := int64(o.rollouts / 2)
-	if err := harness.Poll(ctx, 10*time.Minute, 2*time.Millisecond, func(context.Context) (bool, error) {
+	if err := webhooktest.Poll(ctx, "half the creates to be answered", 10*time.Minute, 2*time.Millisecond, func(context.Context) (bool, error) {
 		n := created.Load()
 		return n >= half, fmt.Errorf("%d of %d creates answered", n, o.rollouts)
 	}); err != nil {
@@ -456,7 +461,7 @@ func logHeal(scenario string, h healResult) {
 		logf("%s: %s; %d Rollouts still without their labels", scenario, healUnavailable, h.remaining)
 		return
 	}
-	logf("%s: %d Rollouts repaired in %s (converged: %t, %d left); heal: %g LIST pages, %g patches (%s); idle pass: %g LIST pages, %g patches; serve peak RSS %.1f MiB",
-		scenario, h.unlabelled, h.repaired.Round(100*time.Millisecond), h.converged, h.remaining, h.lists, h.patches, h.objects,
-		h.idle.lists, h.idle.patches, mib(h.peakRSS))
+	logf("%s: %d Rollouts repaired in %s (converged: %t, %d left); heal: %g LIST pages, %g GETs, %g patches (%s); idle pass: %g LIST pages, %g GETs, %g patches; serve peak RSS %.1f MiB",
+		scenario, h.unlabelled, h.repaired.Round(100*time.Millisecond), h.converged, h.remaining, h.lists, h.gets, h.patches, h.objects,
+		h.idle.lists, h.idle.gets, h.idle.patches, mib(h.peakRSS))
 }

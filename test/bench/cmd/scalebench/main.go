@@ -29,6 +29,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -129,7 +130,7 @@ func run(ctx context.Context, o options) (err error) {
 		logf("wrote its section of %s", o.out)
 	}
 	if failed := rep.failedGates(); len(failed) > 0 {
-		return fmt.Errorf("%d gate(s) not met: %v", len(failed), failed)
+		return fmt.Errorf("%d gate(s) not met:\n  %s", len(failed), strings.Join(failed, "\n  "))
 	}
 	return nil
 }

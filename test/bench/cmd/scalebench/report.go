@@ -211,9 +211,9 @@ func (r *report) healRows(b *strings.Builder, h healResult) {
 		repaired = fmt.Sprintf("NOT repaired within %s: %d left", h.repaired.Round(time.Second), h.remaining)
 	}
 	fmt.Fprintf(b, "| %d Rollouts without their labels repaired by healing (--heal-interval=%s) | %s |\n", h.unlabelled, r.healInterval, repaired)
-	fmt.Fprintf(b, "| heal requests until that pass had ended | %g LIST pages, %g writes (objects: %s) |\n", h.lists, h.patches, h.objects)
+	fmt.Fprintf(b, "| heal requests until that pass had ended | %g LIST pages, %g GETs, %g writes (objects: %s) |\n", h.lists, h.gets, h.patches, h.objects)
 	if h.idleFound {
-		fmt.Fprintf(b, "| the next, idle pass | %g LIST pages, %g writes |\n", h.idle.lists, h.idle.patches)
+		fmt.Fprintf(b, "| the next, idle pass | %g LIST pages, %g GETs, %g writes |\n", h.idle.lists, h.idle.gets, h.idle.patches)
 	}
 	fmt.Fprintf(b, "| apiserver fail-opens after serve was ready | %g |\n", h.failOpens)
 	fmt.Fprintf(b, "| serve peak RSS (VmHWM), CPU | %.1f MiB, %.2f s |\n", mib(h.peakRSS), h.cpu.Seconds())

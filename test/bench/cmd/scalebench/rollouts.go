@@ -16,6 +16,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // Each Rollout scenario has its namespace, in the webhook's scope.
@@ -112,7 +113,7 @@ func (c *cluster) deleteRollouts(ctx context.Context, namespace string) error {
 	if err := rs.DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return err
 	}
-	return harness.Poll(ctx, 5*time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
+	return webhooktest.Poll(ctx, "the Rollouts to be deleted", 5*time.Minute, 250*time.Millisecond, func(ctx context.Context) (bool, error) {
 		left, err := rs.List(ctx, metav1.ListOptions{Limit: 1})
 		if err != nil {
 			return false, err

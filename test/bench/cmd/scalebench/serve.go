@@ -105,9 +105,9 @@ func rejectedFlag(logPath, name string) (string, bool) {
 
 func waitReady(ctx context.Context, srv *bench.Server) error {
 	url := "http://" + srv.HealthAddr + "/readyz"
-	err := harness.Poll(ctx, 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+	err := webhooktest.Poll(ctx, "serve to be ready", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if err := srv.Proc.Exited(); err != nil {
-			return false, harness.Stop(err)
+			return false, webhooktest.StopPolling(err)
 		}
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 		resp, err := http.DefaultClient.Do(req)
