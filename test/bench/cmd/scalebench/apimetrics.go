@@ -127,26 +127,32 @@ func (h histogram) plus(o histogram) histogram {
 	return out
 }
 
+// estimate is a quantile of a histogram: the value interpolated, and the
+// bucket it lies in (upper is +Inf beyond the last finite bound, and the
+// value is then that bound).
+type estimate struct {
+	value, lower, upper float64
+}
+
 // quantile estimates the q-quantile as Prometheus's histogram_quantile
-// does: linear within the bucket it falls in. above is true when it falls
-// beyond the last finite bound (then the value is that bound).
-func (h histogram) quantile(q float64) (v float64, above bool, ok bool) {
+// does: linear within the bucket it falls in. ok is false for no observations.
+func (h histogram) quantile(q float64) (estimate, bool) {
 	if h.total <= 0 || len(h.bounds) == 0 {
-		return 0, false, false
+		return estimate{}, false
 	}
 	rank := q * h.total
 	lower, below := 0.0, 0.0
 	for i, b := range h.bounds {
 		if h.counts[i] >= rank {
-			in := h.counts[i] - below
-			if in <= 0 {
-				return b, false, true
+			e := estimate{value: b, lower: lower, upper: b}
+			if in := h.counts[i] - below; in > 0 {
+				e.value = lower + (b-lower)*(rank-below)/in
 			}
-			return lower + (b-lower)*(rank-below)/in, false, true
+			return e, true
 		}
 		lower, below = b, h.counts[i]
 	}
-	return h.bounds[len(h.bounds)-1], true, true
+	return estimate{value: lower, lower: lower, upper: math.Inf(+1)}, true
 }
 
 func hasLabels(have []*dto.LabelPair, want map[string]string) bool {

@@ -276,8 +276,15 @@ func (c *cluster) controlPlaneMemory() []processMemory {
 		if ppid, _ := strconv.Atoi(f[1]); ppid != self {
 			continue
 		}
+		// The command's name, whole (the kernel's is cut at 15 characters).
+		name := s[open+1 : end]
+		if argv, err := os.ReadFile(filepath.Join(d, "cmdline")); err == nil {
+			if arg0, _, _ := strings.Cut(string(argv), "\x00"); arg0 != "" {
+				name = filepath.Base(arg0)
+			}
+		}
 		if m, err := bench.ReadMem(pid); err == nil {
-			out = append(out, processMemory{name: s[open+1 : end], peak: m.HWM})
+			out = append(out, processMemory{name: name, peak: m.HWM})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].peak > out[j].peak })

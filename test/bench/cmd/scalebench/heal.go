@@ -133,6 +133,7 @@ type healResult struct {
 	// GETs, writes, objects by kind and outcome, as serve's /metrics counts them.
 	lists, gets, patches float64
 	objects              string
+	passes               float64
 	// idle is the next whole pass, after convergence.
 	idle      idlePass
 	idleFound bool
@@ -286,7 +287,7 @@ func (c *cluster) followPasses(ctx context.Context, h *healResult, interval time
 		return fmt.Errorf("waiting for a heal pass to end: %w", err)
 	}
 	h.lists, h.gets, h.patches = healRequests(end, "list"), healRequests(end, "get"), healRequests(end, "patch")
-	h.objects = healObjects(end)
+	h.objects, h.passes = healObjects(end), healPasses(end)
 	if !h.converged {
 		return nil
 	}

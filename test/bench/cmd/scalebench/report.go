@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -211,7 +212,7 @@ func (r *report) healRows(b *strings.Builder, h healResult) {
 		repaired = fmt.Sprintf("NOT repaired within %s: %d left", h.repaired.Round(time.Second), h.remaining)
 	}
 	fmt.Fprintf(b, "| %d Rollouts without their labels repaired by healing (--heal-interval=%s) | %s |\n", h.unlabelled, r.healInterval, repaired)
-	fmt.Fprintf(b, "| heal requests until that pass had ended | %g LIST pages, %g GETs, %g writes (objects: %s) |\n", h.lists, h.gets, h.patches, h.objects)
+	fmt.Fprintf(b, "| heal requests until the pass under way then had ended (%g passes) | %g LIST pages, %g GETs, %g writes (objects: %s) |\n", h.passes, h.lists, h.gets, h.patches, h.objects)
 	if h.idleFound {
 		fmt.Fprintf(b, "| the next, idle pass | %g LIST pages, %g GETs, %g writes |\n", h.idle.lists, h.idle.gets, h.idle.patches)
 	}
@@ -243,18 +244,25 @@ func durations(ds []time.Duration) string {
 
 func seconds(d time.Duration) string { return fmt.Sprintf("%.1f s", d.Seconds()) }
 
+// quantile shows the estimate with its bucket: the buckets are coarse
+// (2.5 s to 10 s, say), the interpolated value is only a guess within one.
 func quantile(h histogram, q float64) string {
-	v, above, ok := h.quantile(q)
+	e, ok := h.quantile(q)
 	switch {
 	case !ok:
 		return "—"
-	case above:
-		return fmt.Sprintf("> %g s", v)
-	case v < 1:
-		return fmt.Sprintf("%.0f ms", v*1000)
+	case math.IsInf(e.upper, +1):
+		return "> " + latency(e.lower)
 	default:
-		return fmt.Sprintf("%.2f s", v)
+		return fmt.Sprintf("%s (%s–%s)", latency(e.value), latency(e.lower), latency(e.upper))
 	}
+}
+
+func latency(s float64) string {
+	if s < 1 {
+		return fmt.Sprintf("%.0f ms", s*1000)
+	}
+	return fmt.Sprintf("%.3g s", s)
 }
 
 // writeSection puts the report into its section of the Markdown file, with
@@ -284,9 +292,10 @@ for a quick run (` + "`--help`" + ` lists them).
   the last create is answered. The ratio is the mean with over the mean without; on two shared cores
   it moves from cycle to cycle by more than the webhook costs, so it is reported, not gated.
 - **Latency** is the apiserver's own ` + "`apiserver_admission_webhook_admission_duration_seconds`" + ` for the
-  webhook, the difference of its buckets before and after each cycle, quantiles interpolated within
-  its buckets (5 ms, 25 ms, 100 ms, 500 ms, 1 s, 2.5 s, 10 s, 25 s) as Prometheus's
-  ` + "`histogram_quantile`" + ` does.
+  webhook, the difference of its buckets before and after each cycle: each quantile is interpolated
+  within its bucket as Prometheus's ` + "`histogram_quantile`" + ` does, and the bucket is shown beside it, since
+  the buckets are coarse (5 ms, 25 ms, 100 ms, 500 ms, 1 s, 2.5 s, 10 s, 25 s). A call fails (and is
+  counted as a fail-open) at the webhook's 5 s timeout.
 - **Missed objects** are read back from the apiserver after each cycle: every pod's env and every
   Rollout, judged by canary-tagger's own rules (the agent-pod rule and the Rollout rule, as the webhook
   runs them): an object the rule would still change was admitted without it.

@@ -66,23 +66,28 @@ func TestHistogramDifferenceAndQuantiles(t *testing.T) {
 		t.Fatalf("cumulative counts %v, want %v", h.counts, want)
 	}
 	for _, c := range []struct {
-		q     float64
-		want  float64
-		above bool
+		q                   float64
+		value, lower, upper float64
 	}{
-		{0.25, 0.0025, false},            // halfway into the first bucket (0, 5 ms]
-		{0.5, 0.005, false},              // its upper bound
-		{0.7, 0.005 + 0.02*20/40, false}, // half of the second bucket
-		{0.99, 0.1, false},               // the 99th is the last in (25, 100] ms
-		{0.999, 0.1, true},               // beyond the last finite bound
+		{0.25, 0.0025, 0, 0.005},                // halfway into the first bucket (0, 5 ms]
+		{0.5, 0.005, 0, 0.005},                  // its upper bound
+		{0.7, 0.005 + 0.02*20/40, 0.005, 0.025}, // half of the second bucket
+		{0.99, 0.1, 0.025, 0.1},                 // the 99th is the last in (25, 100] ms
+		{0.999, 0.1, 0.1, math.Inf(+1)},         // beyond the last finite bound
 	} {
-		v, above, ok := h.quantile(c.q)
-		if !ok || above != c.above || math.Abs(v-c.want) > 1e-9 {
-			t.Errorf("quantile(%g) = %g, above %t, ok %t; want %g, above %t", c.q, v, above, ok, c.want, c.above)
+		e, ok := h.quantile(c.q)
+		if !ok || math.Abs(e.value-c.value) > 1e-9 || e.lower != c.lower || e.upper != c.upper {
+			t.Errorf("quantile(%g) = %+v, %t; want %g in (%g, %g]", c.q, e, ok, c.value, c.lower, c.upper)
 		}
 	}
-	if _, _, ok := (histogram{}).quantile(0.5); ok {
+	if _, ok := (histogram{}).quantile(0.5); ok {
 		t.Error("an empty histogram has a quantile")
+	}
+	if got := quantile(h, 0.7); got != "15 ms (5 ms–25 ms)" {
+		t.Errorf("shown as %q", got)
+	}
+	if got := quantile(h, 0.999); got != "> 100 ms" {
+		t.Errorf("shown as %q", got)
 	}
 	sum := h.plus(h)
 	if sum.total != 200 || !equal(sum.counts, []float64{100, 180, 198}) {
