@@ -107,6 +107,10 @@ func Start(ctx context.Context, opts Options) (cp *ControlPlane, err error) {
 	if err != nil {
 		return nil, err
 	}
+	// No client-side rate limit on its own requests (a create per node, a
+	// GET per node while waiting for Ready): at client-go's default 5/s,
+	// 1,000 nodes (make scale) take minutes and the wait runs out.
+	cfg.QPS = -1
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
 		return nil, err
