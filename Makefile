@@ -69,7 +69,7 @@ operator-renders: ## re-render test/testdata/datadog-operator from its inputs/ w
 	done
 
 .PHONY: manifests
-manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in} from charts/canary-tagger
+manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in,policy} from charts/canary-tagger
 	cd test && $(GO) run ./internal/harness/cmd/manifests
 
 unit: ## rules, handlers, server and CLI tests; the agent-pod rule checked with the Datadog Agent's config code

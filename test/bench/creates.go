@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
@@ -26,8 +27,10 @@ type Contender struct {
 	// Webhook, if set, is registered as a mutating webhook for Rollouts in
 	// the namespace, with canary-tagger's settings.
 	Webhook *Server
-	// Policy registers RolePolicy for Rollouts in the namespace.
-	Policy bool
+	// Policy, if set, is canary-tagger's policy install as the chart
+	// renders it (rollouts.admission=policy, mode opt-in): its policies and
+	// bindings are created as they are, and the namespace is opted in.
+	Policy *harness.PolicyRender
 	// Mutates says a created seed Rollout must come back with the role
 	// labels; checked before and after the timed creates.
 	Mutates bool
@@ -38,48 +41,8 @@ func (c Contender) Namespace() string { return "bench-" + c.Key }
 
 func (c Contender) webhookName() string { return "rollouts.bench-" + c.Key + ".canary-tagger.io" }
 
-func (c Contender) policyName() string { return "rollout-role-labels.bench-" + c.Key }
-
-// RoleLabelsExpression is the JSONPatch CEL mutation of RolePolicy. It adds
-// the whole stableMetadata / canaryMetadata block when it is missing, which
-// is all the seed Rollout needs (it has neither). Unlike canary-tagger it
-// does not add the label to a block that exists without it, nor check for a
-// clash with the pod template's labels: it is the floor of doing this
-// mutation in the apiserver, not a replacement.
-const RoleLabelsExpression = `
-(has(object.spec.strategy.canary.stableMetadata) ? [] : [
-  JSONPatch{op: "add", path: "/spec/strategy/canary/stableMetadata",
-    value: Object.spec.strategy.canary.stableMetadata{labels: {"role": "stable"}}}
-]) + (has(object.spec.strategy.canary.canaryMetadata) ? [] : [
-  JSONPatch{op: "add", path: "/spec/strategy/canary/canaryMetadata",
-    value: Object.spec.strategy.canary.canaryMetadata{labels: {"role": "canary"}}}
-])`
-
-// RolePolicy is the MutatingAdmissionPolicy (admissionregistration.k8s.io/v1)
-// doing canary-tagger's Rollout mutation in-process, for canary Rollouts.
-func RolePolicy(name string) *admissionregv1.MutatingAdmissionPolicy {
-	return &admissionregv1.MutatingAdmissionPolicy{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: admissionregv1.MutatingAdmissionPolicySpec{
-			MatchConstraints: &admissionregv1.MatchResources{
-				ResourceRules: []admissionregv1.NamedRuleWithOperations{{RuleWithOperations: rolloutRule()}},
-				MatchPolicy:   ptr.To(admissionregv1.Equivalent),
-			},
-			MatchConditions: []admissionregv1.MatchCondition{{
-				Name:       "canary-strategy",
-				Expression: "has(object.spec.strategy) && has(object.spec.strategy.canary)",
-			}},
-			Mutations: []admissionregv1.Mutation{{
-				PatchType: admissionregv1.PatchTypeJSONPatch,
-				JSONPatch: &admissionregv1.JSONPatch{Expression: RoleLabelsExpression},
-			}},
-			FailurePolicy: ptr.To(admissionregv1.Fail),
-			// Never: with IfNeeded the apiserver evaluates the policy a second
-			// time after its own change, for nothing here (no other mutator).
-			ReinvocationPolicy: admissionregv1.NeverReinvocationPolicy,
-		},
-	}
-}
+// policyName is the name of the contender's policies and bindings.
+func (c Contender) policyName() string { return c.Policy.Name }
 
 func rolloutRule() admissionregv1.RuleWithOperations {
 	return admissionregv1.RuleWithOperations{
@@ -205,7 +168,7 @@ func (b Creates) Run(ctx context.Context, api *APIServer, repo string) ([]Conten
 			return err
 		}
 		for _, c := range b.Contenders {
-			if c.Webhook == nil && !c.Policy {
+			if c.Webhook == nil && c.Policy == nil {
 				continue
 			}
 			_, n0 := b.callTime(before, c)
@@ -274,6 +237,15 @@ func (b Creates) Run(ctx context.Context, api *APIServer, repo string) ([]Conten
 			results[i].Calls = int(n1 - n0)
 			results[i].CallTime = time.Duration((s1 - s0) / float64(n1-n0) * float64(time.Second))
 		}
+		if c.Policy != nil {
+			// The shipped policy fails open (failurePolicy Ignore): a failed
+			// evaluation would show as a fast create, so it counts as a failure.
+			_, all0 := before.histogram(policyDurationMetric, map[string]string{"policy": c.policyName()})
+			_, all1 := after.histogram(policyDurationMetric, map[string]string{"policy": c.policyName()})
+			if failed := (all1 - all0) - (n1 - n0); failed > 0 {
+				results[i].Errors = append(results[i].Errors, fmt.Sprintf("%d evaluations of the policy failed (admitted unchanged)", failed))
+			}
+		}
 		// The last timed Rollout still carries (or lacks) the labels.
 		if lastName[i] != "" {
 			if err := check(ctx, c, lastName[i]); err != nil {
@@ -321,6 +293,12 @@ func (b Creates) Run(ctx context.Context, api *APIServer, repo string) ([]Conten
 // or policy and binding, each selecting only that namespace.
 func (b Creates) register(ctx context.Context, cs kubernetes.Interface, c Contender) error {
 	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.Namespace(), Labels: map[string]string{"bench": c.Key}}}
+	if c.Policy != nil {
+		if c.Policy.Mode != harness.ModeNamespaceOptIn {
+			return fmt.Errorf("the policy is rendered for mode %s; the benchmark needs opt-in, so that it selects one namespace", c.Policy.Mode)
+		}
+		ns.Labels[harness.InjectLabel] = harness.InjectEnabled
+	}
 	if _, err := cs.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil {
 		return err
 	}
@@ -348,18 +326,18 @@ func (b Creates) register(ctx context.Context, cs kubernetes.Interface, c Conten
 			return err
 		}
 	}
-	if c.Policy {
-		if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicies().Create(ctx, RolePolicy(c.policyName()), metav1.CreateOptions{}); err != nil {
+	if p := c.Policy; p != nil {
+		api := cs.AdmissionregistrationV1()
+		if _, err := api.MutatingAdmissionPolicies().Create(ctx, p.Mutating, metav1.CreateOptions{}); err != nil {
 			return err
 		}
-		binding := &admissionregv1.MutatingAdmissionPolicyBinding{
-			ObjectMeta: metav1.ObjectMeta{Name: c.policyName()},
-			Spec: admissionregv1.MutatingAdmissionPolicyBindingSpec{
-				PolicyName:     c.policyName(),
-				MatchResources: &admissionregv1.MatchResources{NamespaceSelector: only},
-			},
+		if _, err := api.MutatingAdmissionPolicyBindings().Create(ctx, p.MutatingBinding, metav1.CreateOptions{}); err != nil {
+			return err
 		}
-		if _, err := cs.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+		if _, err := api.ValidatingAdmissionPolicies().Create(ctx, p.Validating, metav1.CreateOptions{}); err != nil {
+			return err
+		}
+		if _, err := api.ValidatingAdmissionPolicyBindings().Create(ctx, p.ValidatingBinding, metav1.CreateOptions{}); err != nil {
 			return err
 		}
 	}
@@ -372,8 +350,8 @@ func (b Creates) callTime(m metrics, c Contender) (float64, uint64) {
 	switch {
 	case c.Webhook != nil:
 		return m.histogram(webhookDurationMetric, map[string]string{"name": c.webhookName()})
-	case c.Policy:
-		return m.histogram(policyDurationMetric, map[string]string{"policy": c.policyName()})
+	case c.Policy != nil:
+		return m.histogram(policyDurationMetric, map[string]string{"policy": c.policyName(), "error_type": "no_error"})
 	}
 	return 0, 0
 }

@@ -522,7 +522,8 @@ func mustParseSelector(t *testing.T, s string) string {
 // inject-ca-from, the certificate's DNS names, --service-namespace — is ns.
 func checkReleaseNamespace(t *testing.T, r rendered, ns string) {
 	t.Helper()
-	clusterScoped := map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "MutatingWebhookConfiguration": true}
+	clusterScoped := map[string]bool{"Namespace": true, "ClusterRole": true, "ClusterRoleBinding": true, "MutatingWebhookConfiguration": true,
+		"MutatingAdmissionPolicy": true, "MutatingAdmissionPolicyBinding": true, "ValidatingAdmissionPolicy": true, "ValidatingAdmissionPolicyBinding": true}
 	for _, d := range r.docs {
 		if clusterScoped[d.Kind] != (d.Namespace == "") {
 			t.Errorf("%s %s has namespace %q", d.Kind, d.Name, d.Namespace)

@@ -3,6 +3,8 @@ package integration
 import (
 	"strings"
 	"testing"
+
+	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
 // blueGreenRollout is the seed's Rollout with a blue-green strategy instead
@@ -18,10 +20,14 @@ func blueGreenRollout(t *testing.T, templateLabels string) string {
 	return strings.Replace(doc, "    metadata:\n      labels:\n        app: demo\n", "    metadata:\n      labels:\n        app: demo\n"+templateLabels, 1)
 }
 
-// Contract 2.5 (the suite runs with --blue-green): previewMetadata gets the
-// canary value, activeMetadata the stable value; a clash is warned about
-// and the Rollout stored untouched.
-func TestBlueGreen(t *testing.T) {
+// blueGreenCases run against both installs (TestRolloutAdmission).
+var blueGreenCases = []rolloutCase{{"blue-green", blueGreen}}
+
+// Contract 2.5 (the suite runs with --blue-green, and the policy is
+// rendered with settings.blueGreen): previewMetadata gets the canary value,
+// activeMetadata the stable value; a clash is warned about and the Rollout
+// stored untouched.
+func blueGreen(t *testing.T, in install) {
 	rules := env.Rules.Rollout
 	t.Run("injected", func(t *testing.T) {
 		ns := newNamespace(t, nil)
@@ -38,8 +44,14 @@ func TestBlueGreen(t *testing.T) {
 	})
 	t.Run("key in the template", func(t *testing.T) {
 		ns := newNamespace(t, nil)
-		r := mustKubectl(t, "apply", "-n", ns, "-f", writeFile(t, "bluegreen.yaml", blueGreenRollout(t, "        "+rules.LabelKey+": web\n")))
-		wantContains(t, "kubectl apply stderr", r.Stderr, "Warning:", `"`+rules.LabelKey+`"`)
+		doc := blueGreenRollout(t, "        "+rules.LabelKey+": web\n")
+		_, messages, err := harness.RuleResult(parseYAML(t, doc), rules)
+		must(t, err)
+		if len(messages) != 1 || !strings.Contains(messages[0], `"`+rules.LabelKey+`"`) {
+			t.Fatalf("the rule's warnings %q: want one naming %q", messages, rules.LabelKey)
+		}
+		r := mustKubectl(t, "apply", "-n", ns, "-f", writeFile(t, "bluegreen.yaml", doc))
+		wantWarnings(t, in, r, messages...)
 		got := getRollout(t, ns, "demo")
 		if _, has := nested(got.Object, "spec", "strategy", "blueGreen", "previewMetadata"); has {
 			t.Errorf("previewMetadata added despite the clash: %v", got.Object["spec"])

@@ -22,7 +22,7 @@ import (
 var env *harness.Env
 
 func TestMain(m *testing.M) {
-	// --blue-green on: no other test uses a blue-green Rollout, and
-	// TestBlueGreen needs it.
-	os.Exit(harness.RunMain(m, harness.Options{Flags: []string{"--blue-green"}}, func(e *harness.Env) { env = e }))
+	// --blue-green on: no other test uses a blue-green Rollout, and the
+	// blue-green case needs it. The audit log: the audit annotations case.
+	os.Exit(harness.RunMain(m, harness.Options{Flags: []string{"--blue-green"}, AuditLog: true}, func(e *harness.Env) { env = e }))
 }

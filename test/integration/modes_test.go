@@ -9,10 +9,15 @@ import (
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
-// Case 9: the two registration modes of contract 4, rendered from manifests/
-// (base, and base + components/namespace-opt-in), and the per-Rollout opt-out.
-func TestNamespaceModes(t *testing.T) {
-	t.Cleanup(func() { restoreDefault(t) })
+// modeCases run against both installs (TestRolloutAdmission).
+var modeCases = []rolloutCase{{"namespace modes", namespaceModes}}
+
+// Case 9: the two modes of contract 4 — the webhook configuration rendered
+// from manifests/ (default, opt-in) or the policy bindings rendered from the
+// chart, whose namespaceSelector is the webhook's — and the per-Rollout
+// opt-out.
+func namespaceModes(t *testing.T, in install) {
+	t.Cleanup(func() { in.use(t, harness.ModeClusterWide) })
 	optOut := map[string]string{harness.InjectLabel: "false"} // Rollout annotation
 
 	type check struct {
@@ -29,7 +34,7 @@ func TestNamespaceModes(t *testing.T) {
 		return func(t *testing.T) string { return name }
 	}
 	run := func(t *testing.T, mode harness.Mode, checks []check) {
-		must(t, env.InstallWebhookConfiguration(t.Context(), mode))
+		in.use(t, mode)
 		for _, c := range checks {
 			t.Run(c.name, func(t *testing.T) {
 				ns := c.ns(t)

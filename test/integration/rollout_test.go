@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -14,10 +15,25 @@ import (
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
 )
 
+// rolloutCases are contract 2's kubectl cases, run against both installs
+// (TestRolloutAdmission).
+var rolloutCases = []rolloutCase{
+	{"kubectl apply injects", kubectlApplyInjects},
+	{"kubectl apply again: unchanged", kubectlReapplyUnchanged},
+	{"kubectl diff: no changes", kubectlDiffNoChanges},
+	{"kubectl apply --server-side", kubectlServerSideApply},
+	{"kubectl apply --dry-run=server", kubectlDryRunServer},
+	{"label key clash warns", labelKeyClashWarns},
+	{"created before the install: injected on update", injectedOnUpdateAfterInstall},
+	{"client-side apply dropping metadata reinjects", clientSideApplyDroppingMetadataReinjects},
+	{"status writes never evaluated", statusWritesNeverEvaluated},
+	{"workloadRef", workloadRef},
+}
+
 // Case 1: `kubectl apply -f` the seed's Rollout → the stored object has
 // stableMetadata.labels.role=stable and canaryMetadata.labels.role=canary,
 // and nothing else differs from the file.
-func TestKubectlApplyInjects(t *testing.T) {
+func kubectlApplyInjects(t *testing.T, _ install) {
 	ns := newNamespace(t, nil)
 	file := seedFile(t)
 	r := mustKubectl(t, "apply", "-n", ns, "-f", file)
@@ -50,7 +66,7 @@ func normalise(t *testing.T, v any) any {
 
 // Case 2: applying the same file again → kubectl says `unchanged`, and the
 // stored object is not written (resourceVersion unchanged).
-func TestKubectlReapplyUnchanged(t *testing.T) {
+func kubectlReapplyUnchanged(t *testing.T, _ install) {
 	ns := newNamespace(t, nil)
 	file := seedFile(t)
 	mustKubectl(t, "apply", "-n", ns, "-f", file)
@@ -66,9 +82,9 @@ func TestKubectlReapplyUnchanged(t *testing.T) {
 }
 
 // Case 3: `kubectl diff -f` the applied file → exit 0, no output. (The
-// server-side dry run it does goes through the webhook, which injects the
-// same labels again.)
-func TestKubectlDiffNoChanges(t *testing.T) {
+// server-side dry run it does goes through the webhook or the policy, which
+// injects the same labels again.)
+func kubectlDiffNoChanges(t *testing.T, _ install) {
 	ns := newNamespace(t, nil)
 	file := seedFile(t)
 	mustKubectl(t, "apply", "-n", ns, "-f", file)
@@ -82,7 +98,7 @@ func TestKubectlDiffNoChanges(t *testing.T) {
 // Case 4: `kubectl apply --server-side` — on a fresh object, re-applied, and
 // after a client-side apply — keeps the injected fields without conflicts,
 // and so does a later server-side apply that changes the image.
-func TestKubectlServerSideApply(t *testing.T) {
+func kubectlServerSideApply(t *testing.T, _ install) {
 	ssa := func(t *testing.T, ns, file string) {
 		t.Helper()
 		r := mustKubectl(t, "apply", "--server-side", "-n", ns, "-f", file)
@@ -118,7 +134,7 @@ func TestKubectlServerSideApply(t *testing.T) {
 
 // Case 5: `kubectl apply --dry-run=server -o yaml` shows the injection and
 // stores nothing.
-func TestKubectlDryRunServer(t *testing.T) {
+func kubectlDryRunServer(t *testing.T, _ install) {
 	ns := newNamespace(t, nil)
 	r := mustKubectl(t, "apply", "--dry-run=server", "-o", "yaml", "-n", ns, "-f", seedFile(t))
 	wantInjected(t, &unstructured.Unstructured{Object: parseYAML(t, r.Stdout)})
@@ -129,8 +145,9 @@ func TestKubectlDryRunServer(t *testing.T) {
 }
 
 // Case 6: a Rollout whose pod template (or selector) uses the label key is
-// stored untouched, and kubectl prints a Warning naming the key.
-func TestTemplateLabelConflictWarns(t *testing.T) {
+// stored untouched, and kubectl prints one warning: the rule's, naming the
+// key and where it is (the first clash only, when there are two).
+func labelKeyClashWarns(t *testing.T, in install) {
 	key := env.Rules.Rollout.LabelKey
 	for name, oldNew := range map[string][]string{
 		// argo-rollouts #2916: the key in spec.template.metadata.labels.
@@ -143,28 +160,34 @@ func TestTemplateLabelConflictWarns(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ns := newNamespace(t, nil)
-			r := mustKubectl(t, "apply", "-n", ns, "-f", seedFile(t, oldNew...))
-			wantContains(t, "kubectl apply stderr", r.Stderr, "Warning:", `"`+key+`"`)
+			file := seedFile(t, oldNew...)
+			_, messages, err := harness.RuleResult(parseYAML(t, seedYAML(t, oldNew...)), env.Rules.Rollout)
+			must(t, err)
+			if len(messages) != 1 || !strings.Contains(messages[0], `"`+key+`"`) {
+				t.Fatalf("the rule's warnings %q: want one naming %q", messages, key)
+			}
+			r := mustKubectl(t, "apply", "-n", ns, "-f", file)
+			wantWarnings(t, in, r, messages...)
 			wantUntouched(t, getRollout(t, ns, "demo"))
 		})
 	}
 }
 
-// Case 7: a Rollout created while the webhook was not registered is injected
-// on its next update.
-func TestRolloutFromBeforeRegistrationInjectedOnUpdate(t *testing.T) {
+// Case 7: a Rollout created while the webhook (or the policy) was not
+// installed is injected on its next update.
+func injectedOnUpdateAfterInstall(t *testing.T, in install) {
 	ns := newNamespace(t, nil)
-	must(t, env.UninstallWebhookConfiguration(t.Context()))
-	t.Cleanup(func() { restoreDefault(t) })
+	in.remove(t)
+	t.Cleanup(func() { in.use(t, harness.ModeClusterWide) })
 
-	before := reviews(t, harness.WebhookRollout)
+	before := in.evaluations(t)
 	mustKubectl(t, "apply", "-n", ns, "-f", seedFile(t))
 	wantUntouched(t, getRollout(t, ns, "demo"))
-	if after := reviews(t, harness.WebhookRollout); after != before {
-		t.Errorf("the webhook got %v Rollout reviews while it was not registered", after-before)
+	if after := in.evaluations(t); after != before {
+		t.Errorf("%v Rollout evaluations while the %s was not installed", after-before, in.admission)
 	}
 
-	must(t, env.InstallWebhookConfiguration(t.Context(), harness.ModeClusterWide))
+	in.use(t, harness.ModeClusterWide)
 	wantUntouched(t, getRollout(t, ns, "demo")) // registering changes nothing stored
 	mustKubectl(t, "apply", "-n", ns, "-f", seedFile(t, imageChange...))
 	got := getRollout(t, ns, "demo")
@@ -175,8 +198,8 @@ func TestRolloutFromBeforeRegistrationInjectedOnUpdate(t *testing.T) {
 }
 
 // restoreDefault brings back the package's default state: the server
-// running and the cluster-wide configuration in effect. It is meant for
-// t.Cleanup, where t.Context() is already cancelled.
+// running and the cluster-wide webhook configuration in effect (no policy).
+// It is meant for t.Cleanup, where t.Context() is already cancelled.
 func restoreDefault(t *testing.T) {
 	t.Helper()
 	ctx := context.Background()
@@ -193,7 +216,7 @@ func restoreDefault(t *testing.T) {
 
 // Case 8: a client-side apply that drops stable/canary metadata it had
 // applied before (kubectl's three-way merge deletes them) → injected again.
-func TestClientSideApplyDroppingMetadataReinjects(t *testing.T) {
+func clientSideApplyDroppingMetadataReinjects(t *testing.T, _ install) {
 	ns := newNamespace(t, nil)
 	key := env.Rules.Rollout.LabelKey
 	withMetadata := seedFile(t, "      steps:\n", `      stableMetadata:
@@ -219,21 +242,23 @@ func TestClientSideApplyDroppingMetadataReinjects(t *testing.T) {
 	wantInjected(t, getRollout(t, ns, "demo"))
 }
 
-// Case 10: writes to rollouts/status never reach the webhook: its Rollout
-// review counter (and controller-runtime's request counter for the path)
-// stay put across a status patch, and move on the next spec update.
-func TestStatusSubresourceNeverReachesWebhook(t *testing.T) {
+// Case 10: writes to rollouts/status never reach the webhook, nor the
+// policy: the webhook's Rollout review counter (and controller-runtime's
+// request counter for the path), or the apiserver's count of the policy's
+// evaluations, stay put across a status patch, and move on the next spec
+// update.
+func statusWritesNeverEvaluated(t *testing.T, in install) {
 	ns := newNamespace(t, nil)
 	mustKubectl(t, "apply", "-n", ns, "-f", seedFile(t))
 
-	before, beforeCR := reviews(t, harness.WebhookRollout), crRequests(t, "/mutate-rollout")
+	before, beforeCR := in.evaluations(t), crRequests(t, "/mutate-rollout")
 	mustKubectl(t, "patch", "rollout", "demo", "-n", ns, "--subresource=status", "--type=merge",
 		"-p", `{"status":{"phase":"Paused","message":"written by the integration test","pauseConditions":null}}`)
 	if phase, _ := nested(getRollout(t, ns, "demo").Object, "status", "phase"); phase != "Paused" {
 		t.Fatalf("status.phase = %v after the status patch, want Paused", phase)
 	}
-	if after := reviews(t, harness.WebhookRollout); after != before {
-		t.Errorf("a status write reached the webhook: %s went from %v to %v", harness.ReviewsMetric, before, after)
+	if after := in.evaluations(t); after != before {
+		t.Errorf("a status write reached the %s: its evaluations went from %v to %v", in.admission, before, after)
 	}
 	if after := crRequests(t, "/mutate-rollout"); after != beforeCR {
 		t.Errorf("a status write reached the webhook: %s went from %v to %v", harness.CRRequestsMetric, beforeCR, after)
@@ -241,15 +266,17 @@ func TestStatusSubresourceNeverReachesWebhook(t *testing.T) {
 
 	// Control: a write to the main resource does reach it.
 	mustKubectl(t, "annotate", "rollout", "demo", "-n", ns, "example.com/touched=yes")
-	if after := reviews(t, harness.WebhookRollout); after < before+1 {
-		t.Errorf("a spec update did not reach the webhook: %s went from %v to %v", harness.ReviewsMetric, before, after)
+	if after := in.evaluations(t); after < before+1 {
+		t.Errorf("a spec update did not reach the %s: its evaluations went from %v to %v", in.admission, before, after)
 	}
 }
 
 // Case 12: workloadRef — the webhook reads the referenced Deployment's pod
 // template: a template using the key → untouched with a warning; a clean one
-// → injected.
-func TestWorkloadRef(t *testing.T) {
+// → injected. A policy cannot read another object: it injects either way
+// and warns, once per new reference, that the template was not checked
+// (README, "Rollouts without a webhook").
+func workloadRef(t *testing.T, in install) {
 	key := env.Rules.Rollout.LabelKey
 	ns := newNamespace(t, nil)
 	manifest := func(name string, templateLabels string) string {
@@ -294,16 +321,32 @@ spec:
 `
 	}
 
+	notChecked := func(name string) string {
+		return fmt.Sprintf("canary-tagger: workloadRef Deployment/%s not checked for label %q (an admission policy cannot read it); injected anyway", name, key)
+	}
 	t.Run("template uses the key", func(t *testing.T) {
-		r := mustKubectl(t, "apply", "-n", ns, "-f", writeFile(t, "ref.yaml", manifest("with-role", "\n        "+key+": web")))
-		wantContains(t, "kubectl apply stderr", r.Stderr, "Warning:", `"`+key+`"`, "Deployment/with-role")
+		file := writeFile(t, "ref.yaml", manifest("with-role", "\n        "+key+": web"))
+		r := mustKubectl(t, "apply", "-n", ns, "-f", file)
+		if in.policy() {
+			wantWarnings(t, in, r, notChecked("with-role"))
+			wantInjected(t, getRollout(t, ns, "with-role"))
+			return
+		}
+		wantWarnings(t, in, r, fmt.Sprintf("canary-tagger: label %q not injected: already used in workloadRef Deployment/with-role template; "+
+			"Argo Rollouts removes it on promotion and Services selecting on it lose pods (argo-rollouts #2916)", key))
 		wantUntouched(t, getRollout(t, ns, "with-role"))
 	})
 	t.Run("clean template", func(t *testing.T) {
-		r := mustKubectl(t, "apply", "-n", ns, "-f", writeFile(t, "ref.yaml", manifest("clean", "")))
-		if strings.Contains(r.Stderr, "Warning:") {
-			t.Errorf("unexpected warning for a clean workloadRef: %s", r.Stderr)
+		file := writeFile(t, "ref.yaml", manifest("clean", ""))
+		r := mustKubectl(t, "apply", "-n", ns, "-f", file)
+		if in.policy() {
+			wantWarnings(t, in, r, notChecked("clean"))
+		} else {
+			wantWarnings(t, in, r)
 		}
 		wantInjected(t, getRollout(t, ns, "clean"))
+		// The same reference again: nothing new to say.
+		r = mustKubectl(t, "apply", "-n", ns, "-f", writeFile(t, "ref.yaml", strings.ReplaceAll(manifest("clean", ""), "replicas: 5", "replicas: 4")))
+		wantWarnings(t, in, r)
 	})
 }

@@ -92,7 +92,7 @@ Checks JSON schema cannot express, with a message saying what to change.
 {{- if eq $s.stableValue $s.canaryValue }}
 {{- fail (printf "settings.stableValue and settings.canaryValue are both %q: stable and canary pods would look the same" $s.stableValue) }}
 {{- end }}
-{{- if eq (include "canary-tagger.agentSelector" .) "{}" }}
+{{- if and .Values.agentPods.enabled (eq (include "canary-tagger.agentSelector" .) "{}") }}
 {{- fail "settings.agentComponents and settings.agentSelector are both empty: the agent selector would select every pod; list the Datadog components or give a selector of the Datadog Agent pods" }}
 {{- end }}
 {{- end }}

@@ -83,6 +83,9 @@ const ManifestsKubeVersion = "v1.27.0"
 type ManifestEntryPoint struct {
 	Dir    string
 	Values map[string]any
+	// KubeVersion, when set, replaces ManifestsKubeVersion: the oldest
+	// Kubernetes this entry point installs on.
+	KubeVersion string
 }
 
 // ManifestsNamespace and ManifestsRelease are the namespace and release name
@@ -100,7 +103,16 @@ var ManifestEntryPoints = []ManifestEntryPoint{
 	{Dir: "opt-in", Values: map[string]any{"mode": "opt-in", "tls": "cert-manager"}},
 	{Dir: "self-managed", Values: map[string]any{"mode": "cluster-wide", "tls": "self-managed"}},
 	{Dir: "self-managed-opt-in", Values: map[string]any{"mode": "opt-in", "tls": "self-managed"}},
+	// Rollouts by admission policies and nothing else: no server, no
+	// webhook, no TLS.
+	{Dir: "policy", Values: map[string]any{
+		"mode": "cluster-wide", "rollouts": map[string]any{"admission": "policy"}, "agentPods": map[string]any{"enabled": false},
+	}, KubeVersion: PolicyKubeVersion},
 }
+
+// PolicyKubeVersion is the oldest Kubernetes with admissionregistration.k8s.io/v1
+// MutatingAdmissionPolicy (GA in 1.36), which rollouts.admission=policy needs.
+const PolicyKubeVersion = "v1.36.0"
 
 // generatedHeader starts every generated file; the drift test and `make
 // manifests` agree on it.
@@ -118,16 +130,17 @@ func ManifestFiles(repo, kubeVersion string) (map[string][]byte, error) {
 		for k, v := range ep.Values {
 			vals[k] = v
 		}
+		kv := kubeVersion
+		if ep.KubeVersion != "" {
+			kv = ep.KubeVersion
+		}
 		manifest, err := RenderChart(repo, ChartRender{
-			ReleaseName: ManifestsRelease, Namespace: ManifestsNamespace, KubeVersion: kubeVersion, Values: vals,
+			ReleaseName: ManifestsRelease, Namespace: ManifestsNamespace, KubeVersion: kv, Values: vals,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("rendering %s: %w", ep.Dir, err)
 		}
-		var settings []string
-		for k, v := range ep.Values {
-			settings = append(settings, fmt.Sprintf("%s=%v", k, v))
-		}
+		settings := valueSettings("", ep.Values)
 		sort.Strings(settings)
 		header := fmt.Sprintf(generatedHeader, strings.Join(settings, " "))
 		var render bytes.Buffer
@@ -159,6 +172,19 @@ func ManifestFiles(repo, kubeVersion string) (map[string][]byte, error) {
 	}
 	out[filepath.Join("manifests", "analysis", "kustomization.yaml")] = []byte(kust)
 	return out, nil
+}
+
+// valueSettings lists values as `helm --set` takes them: a.b=v for nested maps.
+func valueSettings(prefix string, values map[string]any) []string {
+	var out []string
+	for k, v := range values {
+		if m, ok := v.(map[string]any); ok {
+			out = append(out, valueSettings(prefix+k+".", m)...)
+			continue
+		}
+		out = append(out, fmt.Sprintf("%s%s=%v", prefix, k, v))
+	}
+	return out
 }
 
 // WriteManifestFiles writes ManifestFiles under repo and returns the paths written.

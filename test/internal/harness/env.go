@@ -65,6 +65,8 @@ type Options struct {
 	NoWebhook bool
 	// APIServerArgs are added to (or replace) envtest's kube-apiserver flags.
 	APIServerArgs map[string][]string
+	// AuditLog makes the apiserver log Rollout requests (Env.AuditEvents).
+	AuditLog bool
 	// Logf reports progress (optional).
 	Logf func(format string, args ...any)
 }
@@ -99,6 +101,11 @@ type Env struct {
 	// ownNamespace is canary-tagger's namespace per the rendered manifests.
 	ownNamespace    string
 	probeNamespaces bool
+	// policy is the installed policy render (rollouts.admission=policy), if any.
+	policy        *PolicyRender
+	policyName    string
+	serverVersion string
+	auditLog      string
 }
 
 // Start starts etcd and kube-apiserver from the assets folder, applies the
@@ -140,6 +147,15 @@ func Start(ctx context.Context, opts Options) (_ *Env, err error) {
 		ControlPlaneStopTimeout:  30 * time.Second,
 	}
 	apiServer := e.testEnv.ControlPlane.GetAPIServer()
+	if opts.AuditLog {
+		var args map[string][]string
+		if args, e.auditLog, err = enableAuditLog(e.Dir); err != nil {
+			return nil, err
+		}
+		for k, v := range args {
+			apiServer.Configure().Set(k, v...)
+		}
+	}
 	for k, v := range opts.APIServerArgs {
 		apiServer.Configure().Set(k, v...)
 	}
@@ -336,8 +352,26 @@ func (e *Env) InstallWebhookConfigurationAt(ctx context.Context, mode Mode, targ
 	if err != nil {
 		return err
 	}
+	if err := e.UninstallPolicy(ctx); err != nil {
+		return err
+	}
+	if err := e.installWebhooks(wc.Object, target); err != nil {
+		return fmt.Errorf("installing the %s webhook configuration: %w", mode, err)
+	}
+	e.ownNamespace = wc.OwnNamespace
+	if err := e.CreateNamespace(ctx, wc.OwnNamespace, nil); err != nil {
+		return err
+	}
+	e.mode = mode
+	return e.waitWebhookConfiguration(ctx, mode, target.Exited)
+}
+
+// installWebhooks creates or replaces mwc with its webhooks pointed at
+// target by envtest's WebhookInstallOptions (service → https://HOST:PORT/path,
+// caBundle = target.CAPEM).
+func (e *Env) installWebhooks(mwc *admissionv1.MutatingWebhookConfiguration, target WebhookTarget) error {
 	install := envtest.WebhookInstallOptions{
-		MutatingWebhooks:   []*admissionv1.MutatingWebhookConfiguration{wc.Object.DeepCopy()},
+		MutatingWebhooks:   []*admissionv1.MutatingWebhookConfiguration{mwc.DeepCopy()},
 		LocalServingHost:   target.Host,
 		LocalServingPort:   target.Port,
 		LocalServingCAData: target.CAPEM,
@@ -350,20 +384,25 @@ func (e *Env) InstallWebhookConfigurationAt(ctx context.Context, mode Mode, targ
 	// Install skips its own CA and certificate set-up because
 	// LocalServingCAData is given: the server keeps its own certificate
 	// (certs.WriteSelfSigned).
-	if err := install.Install(e.Config); err != nil {
-		return fmt.Errorf("installing the %s webhook configuration: %w", mode, err)
-	}
-	e.ownNamespace = wc.OwnNamespace
-	if err := e.CreateNamespace(ctx, wc.OwnNamespace, nil); err != nil {
-		return err
-	}
-	e.mode = mode
-	return e.waitWebhookConfiguration(ctx, mode, target.Exited)
+	return install.Install(e.Config)
 }
 
-// UninstallWebhookConfiguration deletes the configuration and waits until
-// the apiserver no longer calls the webhook.
+// UninstallWebhookConfiguration deletes the configuration (and the
+// policies, if installed) and waits until the apiserver no longer calls the
+// webhook.
 func (e *Env) UninstallWebhookConfiguration(ctx context.Context) error {
+	if err := e.UninstallPolicy(ctx); err != nil {
+		return err
+	}
+	if err := e.deleteWebhookConfiguration(ctx); err != nil {
+		return err
+	}
+	e.mode = ""
+	return e.WaitWebhookConfiguration(ctx, "")
+}
+
+// deleteWebhookConfiguration deletes the webhook configuration of manifests/, if there is one.
+func (e *Env) deleteWebhookConfiguration(ctx context.Context) error {
 	wc, err := RenderWebhookConfiguration(ctx, e.Kubectl, e.Repo, ModeClusterWide)
 	if err != nil {
 		return err
@@ -374,8 +413,7 @@ func (e *Env) UninstallWebhookConfiguration(ctx context.Context) error {
 	if err := e.Client.Delete(ctx, obj); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	e.mode = ""
-	return e.WaitWebhookConfiguration(ctx, "")
+	return nil
 }
 
 // WaitWebhookConfiguration waits until the apiserver admits Rollouts as the

@@ -1,8 +1,9 @@
 // Command admissionbench is `make bench`: what canary-tagger costs the people
 // who write Rollouts. In one envtest kube-apiserver it times creates of the
-// seed Rollout in one namespace per contender (no webhook, a
-// MutatingAdmissionPolicy, the no-op webhook, the no-op webhook answering
-// canary-tagger's patch, canary-tagger), interleaved round by round. Then it
+// seed Rollout in one namespace per contender (no webhook, canary-tagger's
+// admission policies as the chart renders them, the no-op webhook, the no-op
+// webhook answering canary-tagger's patch, canary-tagger), interleaved round
+// by round. Then it
 // reads canary-tagger's RSS at 50 reviews/s and, with no target, the load
 // generator's throughput against the no-op. It prints one report and with
 // --out writes it to docs/benchmarks.md.
@@ -134,10 +135,18 @@ func run(ctx context.Context, o options) (err error) {
 	if err != nil {
 		return err
 	}
+	// canary-tagger's policy install as shipped: the chart rendered with
+	// rollouts.admission=policy and the default settings, opt-in so that it
+	// selects only its own namespace.
+	policy, err := bench.ShippedPolicy(repo, api)
+	if err != nil {
+		api.Stop()
+		return err
+	}
 	creates := bench.Creates{
 		Contenders: []bench.Contender{
 			{Key: "none", Title: "no webhook (baseline)"},
-			{Key: "policy", Title: "MutatingAdmissionPolicy (CEL JSONPatch, in the apiserver)", Policy: true, Mutates: true},
+			{Key: "policy", Title: "canary-tagger's policies (rollouts.admission=policy, in the apiserver)", Policy: policy, Mutates: true},
 			{Key: "noop", Title: "no-op webhook (controller-runtime, patches nothing)", Webhook: noop},
 			{Key: "noop-patch", Title: "no-op webhook answering canary-tagger's patch", Webhook: noopPatch, Mutates: true},
 			{Key: "canary-tagger", Title: "canary-tagger", Webhook: ct, Mutates: true},

@@ -151,12 +151,12 @@ targets are per call and memory, not throughput.
 - **Contenders**, each in its own namespace, selected by a namespaceSelector so that none sees
   another's Rollouts:
   - **no webhook** — the baseline every "added" column subtracts;
-  - **MutatingAdmissionPolicy** (admissionregistration.k8s.io/v1, GA in Kubernetes 1.36) and its
-    binding: a ` + "`JSONPatch`" + ` CEL mutation run in the apiserver, no network hop — the floor of admission
-    mutation. It adds ` + "`spec.strategy.canary.stableMetadata`" + ` with ` + "`labels.role: stable`" + ` and
-    ` + "`canaryMetadata`" + ` with ` + "`labels.role: canary`" + ` when the block is missing. That is enough for the
-    seed Rollout, which has neither block; unlike canary-tagger it does not add the label to a block
-    that exists without it, nor check the pod template for a clash;
+  - **canary-tagger's policies** — the install ` + "`rollouts.admission=policy`" + ` ships: the chart rendered
+    (Helm's Go packages) with the default settings and ` + "`agentPods.enabled=false`" + `, its
+    MutatingAdmissionPolicy (admissionregistration.k8s.io/v1, GA in Kubernetes 1.36; the Rollout rule
+    as a ` + "`JSONPatch`" + ` CEL mutation), ValidatingAdmissionPolicy (the clash warnings) and their bindings,
+    created as rendered; opt-in mode, with only this namespace labelled. No network hop: the floor
+    of admission mutation, doing all the webhook does but read a workloadRef;
   - **no-op webhook** (` + "`test/bench/cmd/noop-webhook`" + `): a controller-runtime ` + "`webhook.Server`" + ` with
     canary-tagger's TLS settings that allows everything unchanged — the floor of any webhook;
   - **no-op webhook answering canary-tagger's patch** (` + "`--static-patch`" + `): the same server answering
@@ -167,10 +167,10 @@ targets are per call and memory, not throughput.
     per review, to a file; ` + "`--check-workload-ref=false`" + `, as the seed has no workloadRef).
 
   The webhooks are registered as canary-tagger's Rollout webhook is (CREATE and UPDATE, matchPolicy
-  Equivalent, timeout 5 s, reinvocation IfNeeded) but with ` + "`failurePolicy: Fail`" + `, and the policy
-  with ` + "`failurePolicy: Fail`" + `, so that a failure shows as a failed create rather than a fast one; the
-  policy with reinvocation Never, since with IfNeeded the apiserver evaluates it a second time after
-  its own change, which nothing here needs.
+  Equivalent, timeout 5 s, reinvocation IfNeeded) but with ` + "`failurePolicy: Fail`" + `, so that a failure
+  shows as a failed create rather than a fast one. The policies keep their shipped
+  ` + "`failurePolicy: Ignore`" + ` and reinvocation IfNeeded; an evaluation the apiserver counts with an error
+  counts as a failed create instead.
   Before timing, one Rollout per mutating contender is read back and must carry both labels (and
   the others' must not); the last timed Rollout of each is checked again.
 - **How.** The seed Rollout (` + "`test/e2e/testdata/rollout.yaml`" + `, with the last-applied annotation
