@@ -191,7 +191,7 @@ func auditAnnotations(t *testing.T, in install) {
 	if got := injected.Annotations[webhookPrefix+"outcome"]; got != "injected" {
 		t.Errorf("webhook: outcome audit annotation %q, want injected (all: %v)", got, injected.Annotations)
 	}
-	wantAdded := fmt.Sprintf("spec.strategy.canary.stableMetadata.labels.%s=%s", key, env.Rules.Rollout.StableValue)
+	wantAdded := fmt.Sprintf("stableMetadata.labels.%s=%s", key, env.Rules.Rollout.StableValue)
 	if got := injected.Annotations[webhookPrefix+"injected"]; !strings.Contains(got, wantAdded) {
 		t.Errorf("webhook: injected audit annotation %q, want it to name %s", got, wantAdded)
 	}
