@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -31,6 +32,8 @@ type cluster struct {
 	dyn       dynamic.Interface
 	rules     config.Rules
 	serve     *serve
+	// binary says which canary-tagger runs.
+	binary string
 	// webhookInstalled says whether the configuration is in effect now.
 	webhookInstalled bool
 
@@ -121,6 +124,12 @@ func up(ctx context.Context, o options) (*cluster, error) {
 			return c, err
 		}
 		logf("canary-tagger: built %s", bin)
+		c.binary = "built from this repository"
+	} else {
+		c.binary = bin
+	}
+	if out, err := exec.CommandContext(ctx, bin, "version").Output(); err == nil {
+		c.binary += " (" + strings.TrimSpace(string(out)) + ")"
 	}
 
 	if c.env, err = harness.Start(ctx, harness.Options{NoWebhook: true, Logf: func(f string, a ...any) { logf("  "+f, a...) }}); err != nil {

@@ -99,7 +99,8 @@ func run(ctx context.Context, o options) (err error) {
 	started := time.Now()
 	c, err := up(ctx, o)
 	if c != nil {
-		defer func() { err = errors.Join(err, c.down(o.keep || err != nil)) }()
+		// Logs are kept when the run broke, not when it measured a miss.
+		defer func() { err = errors.Join(err, c.down(o.keep || (err != nil && !errors.As(err, new(gatesNotMet))))) }()
 	}
 	if err != nil {
 		return err
@@ -130,7 +131,14 @@ func run(ctx context.Context, o options) (err error) {
 		logf("wrote its section of %s", o.out)
 	}
 	if failed := rep.failedGates(); len(failed) > 0 {
-		return fmt.Errorf("%d gate(s) not met:\n  %s", len(failed), strings.Join(failed, "\n  "))
+		return gatesNotMet(failed)
 	}
 	return nil
+}
+
+// gatesNotMet is a run that measured everything and missed a target.
+type gatesNotMet []string
+
+func (g gatesNotMet) Error() string {
+	return fmt.Sprintf("%d gate(s) not met:\n  %s", len(g), strings.Join(g, "\n  "))
 }

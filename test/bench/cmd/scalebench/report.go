@@ -20,6 +20,7 @@ type clusterInfo struct {
 	nodesWhy                string
 	upTook                  time.Duration
 	controllerQPS, healInfo string
+	binary                  string
 	heal                    bool
 }
 
@@ -27,7 +28,7 @@ func (c *cluster) describe() clusterInfo {
 	return clusterInfo{
 		machine: c.machine, memAvailable: c.memAvailable,
 		nodes: c.nodes, nodesRequested: c.nodesRequested, nodesWhy: c.nodesWhy, upTook: c.upTook,
-		controllerQPS: c.controllerQPS(), healInfo: c.serve.healState(), heal: c.serve.heal,
+		controllerQPS: c.controllerQPS(), healInfo: c.serve.healState(), heal: c.serve.heal, binary: c.binary,
 	}
 }
 
@@ -128,7 +129,7 @@ func (r *report) render() string {
 		fmt.Fprintf(&b, "- %d kwok nodes; control plane up, nodes Ready and canary-tagger registered in %s\n", ci.nodes, ci.upTook.Round(time.Second))
 	}
 	fmt.Fprintf(&b, "- controllers: kube-controller-manager and kube-scheduler with %s; no Argo Rollouts controller (admission and healing act on the Rollout objects alone)\n", ci.controllerQPS)
-	fmt.Fprintf(&b, "- canary-tagger serve: one process on 127.0.0.1, failurePolicy Ignore as installed; healing: %s\n", ci.healInfo)
+	fmt.Fprintf(&b, "- canary-tagger serve: %s, one process on 127.0.0.1, failurePolicy Ignore as installed; healing: %s\n", ci.binary, ci.healInfo)
 	if len(r.controlPlane) > 0 {
 		var parts []string
 		var total int64

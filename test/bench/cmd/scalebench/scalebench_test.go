@@ -141,16 +141,23 @@ func TestCycleOrderAlternatesAfterAWarmUp(t *testing.T) {
 func TestRejectedFlag(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "log")
-	os.WriteFile(path, []byte("flag provided but not defined: -heal-interval\nUsage of canary-tagger serve:\n"), 0o644)
-	if line, ok := rejectedFlag(path, "heal-interval"); !ok || line != "flag provided but not defined: -heal-interval" {
-		t.Errorf("got %q, %t", line, ok)
-	}
-	if _, ok := rejectedFlag(path, "heal"); ok {
-		t.Error("-heal matched -heal-interval")
-	}
-	os.WriteFile(path, []byte(`{"level":"error","msg":"listen tcp: address already in use"}`+"\n"), 0o644)
-	if _, ok := rejectedFlag(path, "heal-interval"); ok {
-		t.Error("another failure taken for a rejected flag")
+	for _, c := range []struct {
+		log, flag, line string
+		ok              bool
+	}{
+		{"canary-tagger serve: unknown flag: --heal-interval\nRun 'canary-tagger serve --help' for usage.\n", "heal-interval",
+			"canary-tagger serve: unknown flag: --heal-interval", true},
+		{"flag provided but not defined: -heal-interval\nUsage of canary-tagger serve:\n", "heal-interval",
+			"flag provided but not defined: -heal-interval", true},
+		{"canary-tagger serve: unknown flag: --heal-interval\n", "heal", "", false},
+		{`{"level":"error","msg":"listen tcp: address already in use"}` + "\n", "heal-interval", "", false},
+	} {
+		if err := os.WriteFile(path, []byte(c.log), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if line, ok := rejectedFlag(path, c.flag); ok != c.ok || line != c.line {
+			t.Errorf("--%s in %q: %q, %t; want %q, %t", c.flag, c.log, line, ok, c.line, c.ok)
+		}
 	}
 	if _, ok := rejectedFlag(filepath.Join(dir, "none"), "heal-interval"); ok {
 		t.Error("a missing log taken for a rejected flag")

@@ -88,15 +88,16 @@ func (s *serve) start(ctx context.Context) error {
 	return nil
 }
 
-// rejectedFlag returns the line of a log in which Go's flag package refused
-// --name.
+// rejectedFlag returns the line of a log in which serve refused --name:
+// cobra's (pflag's) words, or those of Go's flag package.
 func rejectedFlag(logPath, name string) (string, bool) {
 	b, err := os.ReadFile(logPath)
 	if err != nil {
 		return "", false
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if line = strings.TrimSpace(line); strings.HasSuffix(line, "flag provided but not defined: -"+name) {
+		line = strings.TrimSpace(line)
+		if strings.HasSuffix(line, "unknown flag: --"+name) || strings.HasSuffix(line, "flag provided but not defined: -"+name) {
 			return line, true
 		}
 	}
