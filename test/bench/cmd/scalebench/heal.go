@@ -435,8 +435,13 @@ func (c *cluster) memoryScenario(ctx context.Context, o options) (memoryResult, 
 		return r, err
 	}
 	defer w.stop()
-	existing := w.counts().objects
-	r.created = max(o.healRollouts-existing, 0)
+	// Counted by a LIST: an informer that has synced may not have told
+	// its handlers about every object yet.
+	existing, err := c.rolloutsMissing(ctx, "")
+	if err != nil {
+		return r, err
+	}
+	r.created = max(o.healRollouts-existing.objects, 0)
 	c.serve.stop()
 	if _, err := c.burst(ctx, seed, healNamespace, "heal", r.created, o.clients, nil); err != nil {
 		return r, err

@@ -213,7 +213,7 @@ func (r *report) healRows(b *strings.Builder, h healResult) {
 		repaired = fmt.Sprintf("NOT repaired within %s: %d left", h.repaired.Round(time.Second), h.remaining)
 	}
 	fmt.Fprintf(b, "| %d Rollouts without their labels repaired by healing (--heal-interval=%s) | %s |\n", h.unlabelled, r.healInterval, repaired)
-	fmt.Fprintf(b, "| heal requests until the pass under way then had ended (%g passes) | %g LIST pages, %g GETs, %g writes (objects: %s) |\n", h.passes, h.lists, h.gets, h.patches, h.objects)
+	fmt.Fprintf(b, "| heal requests until the pass under way then had ended (passes: %g) | %g LIST pages, %g GETs, %g writes (objects: %s) |\n", h.passes, h.lists, h.gets, h.patches, h.objects)
 	if h.idleFound {
 		fmt.Fprintf(b, "| the next, idle pass | %g LIST pages, %g GETs, %g writes |\n", h.idle.lists, h.idle.gets, h.idle.patches)
 	}
