@@ -313,6 +313,6 @@ for a quick run (` + "`--help`" + ` lists them).
   without the webhook), serve started again; its VmHWM covers the whole repair and the idle pass after.
 - **Gates** (the run exits non-zero): only what is exact — no object admitted without canary-tagger's
   change and no fail-open while it is up; after the outage every Rollout repaired within one heal interval
-  + 30 s; serve ≤ 80 MiB with the Rollouts of the last scenario; an idle pass makes no write. A binary
+  plus 30 s; serve ≤ 80 MiB with the Rollouts of the last scenario; an idle pass makes no write. A binary
   without healing fails the heal gates as "healing not available in this binary".
 `
