@@ -1,7 +1,6 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -11,13 +10,12 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/pinned"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // APIServer is an envtest kube-apiserver and etcd from bin/k8s (or
@@ -131,31 +129,9 @@ func (m metrics) histogram(family string, match map[string]string) (sum float64,
 
 // scrapeAPIServer reads /metrics through the apiserver client.
 func scrapeAPIServer(ctx context.Context, rc rest.Interface) (metrics, error) {
-	raw, err := rc.Get().AbsPath("/metrics").DoRaw(ctx)
+	fams, err := webhooktest.ScrapeAPIServer(ctx, rc, webhookDurationMetric, policyDurationMetric, stepDurationMetric)
 	if err != nil {
-		return nil, fmt.Errorf("apiserver /metrics: %w", err)
-	}
-	// Parse only the lines of the families read: the whole exposition is
-	// megabytes, and the metered rounds scrape after every create.
-	var kept bytes.Buffer
-	for line := range bytes.Lines(raw) {
-		name := line
-		if rest, ok := bytes.CutPrefix(line, []byte("# HELP ")); ok {
-			name = rest
-		} else if rest, ok := bytes.CutPrefix(line, []byte("# TYPE ")); ok {
-			name = rest
-		}
-		for _, f := range []string{webhookDurationMetric, policyDurationMetric, stepDurationMetric} {
-			if bytes.HasPrefix(name, []byte(f)) {
-				kept.Write(line)
-				break
-			}
-		}
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(&kept)
-	if err != nil {
-		return nil, fmt.Errorf("parsing apiserver /metrics: %w", err)
+		return nil, err
 	}
 	out := metrics{}
 	for name, f := range fams {

@@ -1,6 +1,7 @@
 package webhooktest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
+	"k8s.io/client-go/rest"
 )
 
 // Metrics is one scrape of a Prometheus text endpoint.
@@ -110,4 +112,41 @@ func labelsMatch(have []*dto.LabelPair, want map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// ScrapeAPIServer GETs the apiserver's /metrics through rc and parses only
+// the named families: the whole exposition is megabytes, and benchmarks
+// scrape it after every create. A family matches by its exact name or as
+// the prefix of a histogram's _bucket, _sum and _count lines.
+func ScrapeAPIServer(ctx context.Context, rc rest.Interface, families ...string) (Metrics, error) {
+	raw, err := rc.Get().AbsPath("/metrics").DoRaw(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("apiserver /metrics: %w", err)
+	}
+	var kept bytes.Buffer
+	for line := range bytes.Lines(raw) {
+		name := line
+		if rest, ok := bytes.CutPrefix(line, []byte("# HELP ")); ok {
+			name = rest
+		} else if rest, ok := bytes.CutPrefix(line, []byte("# TYPE ")); ok {
+			name = rest
+		}
+		for _, f := range families {
+			if bytes.HasPrefix(name, []byte(f)) {
+				kept.Write(line)
+				break
+			}
+		}
+	}
+	p := expfmt.NewTextParser(model.UTF8Validation)
+	parsed, err := p.TextToMetricFamilies(&kept)
+	if err != nil {
+		return nil, fmt.Errorf("parsing apiserver /metrics: %w", err)
+	}
+	return Metrics(parsed), nil
+}
+
+// LabelsMatch says whether have includes every pair of want.
+func LabelsMatch(have []*dto.LabelPair, want map[string]string) bool {
+	return labelsMatch(have, want)
 }

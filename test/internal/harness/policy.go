@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	admissionv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -351,31 +349,7 @@ func (e *Env) APIServerMetrics(ctx context.Context, families ...string) (webhook
 	if err != nil {
 		return nil, err
 	}
-	raw, err := dc.RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver /metrics: %w", err)
-	}
-	var kept bytes.Buffer
-	for line := range bytes.Lines(raw) {
-		name := line
-		if rest, ok := bytes.CutPrefix(line, []byte("# HELP ")); ok {
-			name = rest
-		} else if rest, ok := bytes.CutPrefix(line, []byte("# TYPE ")); ok {
-			name = rest
-		}
-		for _, f := range families {
-			if bytes.HasPrefix(name, []byte(f+" ")) || bytes.HasPrefix(name, []byte(f+"{")) {
-				kept.Write(line)
-				break
-			}
-		}
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(&kept)
-	if err != nil {
-		return nil, fmt.Errorf("parsing apiserver /metrics: %w", err)
-	}
-	return webhooktest.Metrics(fams), nil
+	return webhooktest.ScrapeAPIServer(ctx, dc.RESTClient(), families...)
 }
 
 // UninstallPolicy deletes the policies and bindings and waits until no

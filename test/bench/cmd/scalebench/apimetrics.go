@@ -1,15 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"fmt"
 	"math"
 	"sort"
 
-	dto "github.com/prometheus/client_model/go"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"k8s.io/client-go/rest"
 
 	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
@@ -34,34 +29,9 @@ const (
 	agentPodWebhook = "agent-pods.canary-tagger.io"
 )
 
-// scrapeAPIServer reads the apiserver's /metrics (as the admin user) and
-// parses the webhook families; the whole exposition is megabytes.
+// scrapeAPIServer reads the apiserver's webhook families (as the admin user).
 func scrapeAPIServer(ctx context.Context, rc rest.Interface) (webhooktest.Metrics, error) {
-	raw, err := rc.Get().AbsPath("/metrics").DoRaw(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("apiserver /metrics: %w", err)
-	}
-	var kept bytes.Buffer
-	for line := range bytes.Lines(raw) {
-		name := line
-		if rest, ok := bytes.CutPrefix(line, []byte("# HELP ")); ok {
-			name = rest
-		} else if rest, ok := bytes.CutPrefix(line, []byte("# TYPE ")); ok {
-			name = rest
-		}
-		for _, f := range apiserverFamilies {
-			if bytes.HasPrefix(name, []byte(f)) {
-				kept.Write(line)
-				break
-			}
-		}
-	}
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := parser.TextToMetricFamilies(&kept)
-	if err != nil {
-		return nil, fmt.Errorf("parsing apiserver /metrics: %w", err)
-	}
-	return webhooktest.Metrics(fams), nil
+	return webhooktest.ScrapeAPIServer(ctx, rc, apiserverFamilies...)
 }
 
 // histogram is a cumulative histogram: count[i] observations at most
@@ -79,7 +49,7 @@ func histogramOf(m webhooktest.Metrics, family string, match map[string]string) 
 	var h histogram
 	for _, s := range m[family].GetMetric() {
 		hs := s.GetHistogram()
-		if hs == nil || !hasLabels(s.GetLabel(), match) {
+		if hs == nil || !webhooktest.LabelsMatch(s.GetLabel(), match) {
 			continue
 		}
 		h.total += float64(hs.GetSampleCount())
@@ -153,20 +123,4 @@ func (h histogram) quantile(q float64) (estimate, bool) {
 		lower, below = b, h.counts[i]
 	}
 	return estimate{value: lower, lower: lower, upper: math.Inf(+1)}, true
-}
-
-func hasLabels(have []*dto.LabelPair, want map[string]string) bool {
-	for k, v := range want {
-		found := false
-		for _, l := range have {
-			if l.GetName() == k && l.GetValue() == v {
-				found = true
-				break
-			}
-		}
-		if !found {
-			return false
-		}
-	}
-	return true
 }
