@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"go.uber.org/zap/zapcore"
 	"golang.org/x/sync/errgroup"
 	"k8s.io/client-go/rest"
 	crconfig "sigs.k8s.io/controller-runtime/pkg/client/config"
@@ -46,7 +47,9 @@ func newServeCommand(signalContext func() context.Context) *cobra.Command {
 			if err != nil {
 				return badUsage(err)
 			}
-			zapOpts.DestWriter = cmd.ErrOrStderr()
+			// The webhook server and the healer log from their own goroutines:
+			// one lock around the writer keeps their lines whole.
+			zapOpts.DestWriter = zapcore.Lock(zapcore.AddSync(cmd.ErrOrStderr()))
 			log := zap.New(zap.UseFlagOptions(&zapOpts))
 			logf.SetLogger(log) // controller-runtime's own messages
 			o.Logger = log.WithName("canary-tagger")
