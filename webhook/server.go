@@ -70,6 +70,8 @@ type Options struct {
 	// (e.g. self-managed TLS: the caBundle trusts the served certificate).
 	// /readyz/<name> answers one check with its error.
 	ReadyChecks map[string]healthz.Checker
+	// Readiness, if set, is given the same checks as /readyz.
+	Readiness *Readiness
 }
 
 // DefaultOptions are serve's defaults: the webhook on :9443 with tls.crt and
@@ -123,7 +125,10 @@ func Run(ctx context.Context, o Options) error {
 	if err != nil {
 		return err
 	}
-	health, err := healthServer(o.HealthAddr, ws.StartedChecker(), o.ReadyChecks)
+	ready := map[string]healthz.Checker{"webhook": ws.StartedChecker()}
+	maps.Copy(ready, o.ReadyChecks)
+	o.Readiness.set(ready)
+	health, err := healthServer(o.HealthAddr, ready)
 	if err != nil {
 		return fmt.Errorf("health probes on %s: %w", o.HealthAddr, err)
 	}
@@ -163,12 +168,11 @@ func tlsSettings(http2 bool, getCertificate func(*tls.ClientHelloInfo) (*tls.Cer
 // controller-runtime's healthz handlers, mounted as a manager mounts them.
 // Its port is bound here, so a taken port fails Run before anything serves.
 // nil when addr is "0".
-func healthServer(addr string, webhookStarted healthz.Checker, ready map[string]healthz.Checker) (*probeServer, error) {
+func healthServer(addr string, ready map[string]healthz.Checker) (*probeServer, error) {
 	if addr == "0" {
 		return nil, nil
 	}
-	readyz := &healthz.Handler{Checks: map[string]healthz.Checker{"webhook": webhookStarted}}
-	maps.Copy(readyz.Checks, ready)
+	readyz := &healthz.Handler{Checks: ready}
 	mux := http.NewServeMux()
 	for endpoint, handler := range map[string]*healthz.Handler{"/readyz": readyz, "/healthz": {}} {
 		mux.Handle(endpoint, http.StripPrefix(endpoint, handler))

@@ -63,6 +63,7 @@ func newServeCommand(signalContext func() context.Context) *cobra.Command {
 			}
 			// The healer never stops the webhook server: heal.Run returns
 			// only when ctx is done.
+			o.Readiness = &webhook.Readiness{} // the healer restarts Agent pods only while ready
 			servers, ctx := errgroup.WithContext(ctx)
 			servers.Go(func() error { return webhook.Run(ctx, o) })
 			if healing.enabled {

@@ -28,7 +28,8 @@ func (f *healFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.enabled, "heal", true,
 		"heal Rollouts admitted without the webhook (it was unreachable, or they predate the install): at start and every --heal-interval, write what admission would have, in the scope of --webhook-config-name")
 	fs.DurationVar(&f.interval, "heal-interval", heal.DefaultInterval, "time between the end of one heal pass and the start of the next")
-	fs.BoolVar(&f.agentPods, "heal-agent-pods", false, "restart Datadog Agent workloads whose pods lack the mapping (not in this build)")
+	fs.BoolVar(&f.agentPods, "heal-agent-pods", false,
+		"also restart (as kubectl rollout restart does) the DaemonSets and Deployments of Agent pods that lack the mapping, in the scope of the agent-pod webhook, while this server is ready; a restart costs a few seconds of each node's metrics")
 	fs.BoolVar(&f.leaderElect, "leader-elect", false, "with several replicas, heal on one: the holder of the Lease <webhook-config-name>-heal")
 	fs.StringVar(&f.leaderElectionNamespace, "leader-election-namespace", "", "namespace of the heal Lease (default: the pod's namespace, from $POD_NAMESPACE or the service account)")
 }
@@ -38,8 +39,8 @@ func (f *healFlags) validate() error {
 	if f.interval < time.Second {
 		return fmt.Errorf("--heal-interval=%s: must be at least 1s", f.interval)
 	}
-	if f.agentPods {
-		return errors.New("--heal-agent-pods: agent-pod healing is not in this build")
+	if f.agentPods && !f.enabled {
+		return errors.New("--heal-agent-pods: needs --heal")
 	}
 	if !f.enabled || !f.leaderElect {
 		return nil
@@ -65,6 +66,9 @@ func (f *healFlags) options(o webhook.Options, webhookConfigName string) heal.Op
 	return heal.Options{
 		Rules:                   o.Rules.Rollout,
 		CheckWorkloadRef:        o.CheckWorkloadRef,
+		HealAgentPods:           f.agentPods,
+		AgentPodRules:           o.Rules.AgentPod,
+		WebhookReady:            o.Readiness.Check,
 		WebhookConfigName:       webhookConfigName,
 		Interval:                f.interval,
 		Logger:                  o.Logger,

@@ -39,7 +39,7 @@ func TestServeRefusesBadFlags(t *testing.T) {
 		{[]string{"--heal=sometimes"}, "-heal"},
 		{[]string{"--leader-elect", "--leader-election-namespace=Not_A_Namespace"}, "--leader-election-namespace"},
 		{[]string{"--leader-elect"}, "--leader-election-namespace: not set and not running in a pod"},
-		{[]string{"--heal-agent-pods"}, "--heal-agent-pods"},
+		{[]string{"--heal=false", "--heal-agent-pods"}, "--heal-agent-pods: needs --heal"},
 		{[]string{"--webhook-config-name=Bad Name"}, "--webhook-config-name"},
 	} {
 		t.Setenv("POD_NAMESPACE", "")

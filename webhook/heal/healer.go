@@ -16,6 +16,7 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/events"
 
+	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
 	"github.com/canary-tagger/canary-tagger/webhook/outcome"
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
@@ -35,6 +36,12 @@ type Options struct {
 	// admission would have.
 	Rules            rollout.Options
 	CheckWorkloadRef bool
+	// HealAgentPods adds the agent-pod pass: workloads of Agent pods that
+	// AgentPodRules would still inject are restarted, only while
+	// WebhookReady (the webhook server in this process) returns nil.
+	HealAgentPods bool
+	AgentPodRules agentpod.Options
+	WebhookReady  func() error
 	// WebhookConfigName is the installed MutatingWebhookConfiguration: its
 	// selectors are the scope, its name the Lease's (LeaseName).
 	WebhookConfigName string
@@ -67,6 +74,8 @@ type Report struct {
 	// Patches sent; Superseded of them refused because the object had
 	// changed since it was listed (the next pass sees the new version).
 	Patches, Superseded int
+	// Restarts of workloads (the agent-pod pass).
+	Restarts int
 	// Requests to the apiserver by verb (list: one per page).
 	Requests map[string]int
 	Duration time.Duration
@@ -105,7 +114,7 @@ type Healer struct {
 	lastScopes map[string]string // kind → what was last logged about its scope
 }
 
-// New returns a Healer of Rollouts that reads and writes through kube and
+// New returns a Healer of Rollouts (and of Agent pods, with HealAgentPods) that reads and writes through kube and
 // dyn and reports to recorder.
 func New(o Options, kube kubernetes.Interface, dyn dynamic.Interface, recorder events.EventRecorder) *Healer {
 	if o.Interval <= 0 {
@@ -116,6 +125,9 @@ func New(o Options, kube kubernetes.Interface, dyn dynamic.Interface, recorder e
 	}
 	h := &Healer{opts: o, kube: kube, dynamic: dyn, recorder: recorder, log: o.Logger.WithName("heal"), lastScopes: map[string]string{}}
 	h.passes = []pass{&rolloutPass{h: h}}
+	if o.HealAgentPods {
+		h.passes = append(h.passes, &agentPodPass{h: h})
+	}
 	return h
 }
 
@@ -153,7 +165,7 @@ func (h *Healer) record(rep Report) {
 	lastPassDuration.WithLabelValues(rep.Kind).Set(rep.Duration.Seconds())
 	lastPassTime.WithLabelValues(rep.Kind).SetToCurrentTime()
 	kv := []any{"kind", rep.Kind, "listed", rep.Listed, "inScope", rep.InScope, "patches", rep.Patches,
-		"superseded", rep.Superseded, "requests", rep.Requests, "duration", rep.Duration.Round(time.Millisecond)}
+		"superseded", rep.Superseded, "restarts", rep.Restarts, "requests", rep.Requests, "duration", rep.Duration.Round(time.Millisecond)}
 	for o, n := range rep.Outcomes {
 		kv = append(kv, string(o), n)
 	}

@@ -28,6 +28,8 @@ func Run(ctx context.Context, o Options) error {
 		return errors.New("heal: leader election needs a namespace for its Lease")
 	case o.RESTConfig == nil:
 		return errors.New("heal: no RESTConfig")
+	case o.HealAgentPods && (o.WebhookReady == nil || o.AgentPodRules.Selector == nil):
+		return errors.New("heal: healing Agent pods needs the agent-pod rules and the webhook server's readiness")
 	}
 	if o.Interval <= 0 {
 		o.Interval = DefaultInterval
