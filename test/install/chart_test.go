@@ -243,8 +243,8 @@ func TestChartSchemaRefusesBadValues(t *testing.T) {
 // TestChartHealValues: heal.* reach serve's flags — healing on with leader
 // election in the release namespace by default, the interval as given,
 // --heal=false and no heal RBAC when disabled — and heal.agentPods adds its
-// flag and its grants (pods list, daemonsets and deployments patch) and
-// nothing else.
+// flag and its grants (pods list, replicasets get, daemonsets and
+// deployments get and patch) and nothing else.
 func TestChartHealValues(t *testing.T) {
 	const release, ns = "ct", "platform-tools"
 	m := chartModes()[0]
@@ -255,15 +255,9 @@ func TestChartHealValues(t *testing.T) {
 		}
 		return out
 	}
-	workloadRefGrants := func(r rendered, dep *appsv1.Deployment) []string {
-		var out []string
-		for _, g := range grantsOf(r, dep) {
-			if strings.HasSuffix(g, "|get|") && (strings.Contains(g, "apps/") || strings.Contains(g, "/podtemplates")) {
-				out = append(out, g)
-			}
-		}
-		return out
-	}
+	// Without healing the release has only the workloadRef check's grants.
+	withoutHeal := renderChart(t, release, ns, m, map[string]any{"heal": map[string]any{"enabled": false}})
+	workloadRefGrants := grantsOf(withoutHeal, only[appsv1.Deployment](t, withoutHeal, "Deployment"))
 	for name, tc := range map[string]struct {
 		heal      map[string]any
 		wantArgs  map[string]string // "" = absent
@@ -294,7 +288,7 @@ func TestChartHealValues(t *testing.T) {
 				}
 			}
 			got := grantsOf(r, dep)
-			want := workloadRefGrants(r, dep)
+			want := slices.Clone(workloadRefGrants)
 			if tc.healing {
 				want = append(want, healGrants(t, dep, tc.agentPods)...)
 			}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	appsv1 "k8s.io/api/apps/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
@@ -38,37 +40,12 @@ import (
 func TestHealAsChartServiceAccount(t *testing.T) {
 	ctx := t.Context()
 	const release, ns = "heal", "chart-heal"
-	r := renderChart(t, release, ns, chartModes()[0], nil)
-	dep := only[appsv1.Deployment](t, r, "Deployment")
-	args := effectiveArgs(t, dep)
-	if v, _ := argValue(args, "leader-elect"); v != "true" {
-		t.Fatalf("the chart does not elect the healer: %q", args)
-	}
+	args, cfg := applyHealRBAC(t, release, ns, nil)
 	mwc := mustArg(t, args, "webhook-config-name")
 	leaseNS := mustArg(t, args, "leader-election-namespace")
 	interval, err := time.ParseDuration(mustArg(t, args, "heal-interval"))
 	if err != nil || interval != heal.DefaultInterval {
 		t.Errorf("--heal-interval %v (%v), want the default %s", interval, err, heal.DefaultInterval)
-	}
-
-	// The release namespace, the ServiceAccount, its RBAC and the webhook
-	// configuration, as rendered.
-	if err := env.CreateNamespace(ctx, ns, nil); err != nil {
-		t.Fatal(err)
-	}
-	var docs []string
-	for _, d := range r.docs {
-		switch d.Kind {
-		case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration":
-			docs = append(docs, string(d.Raw))
-		}
-	}
-	manifest := strings.Join(docs, "\n---\n")
-	t.Cleanup(func() {
-		env.Kubectl.RunStdin(context.Background(), strings.NewReader(manifest), "delete", "--ignore-not-found", "-f", "-")
-	})
-	if res := env.Kubectl.RunStdin(ctx, strings.NewReader(manifest), "apply", "--server-side", "--field-manager=helm", "-f", "-"); !res.OK() {
-		t.Fatalf("applying the RBAC and the webhook configuration: %s", res)
 	}
 
 	// Rollouts admitted while the webhook is unreachable.
@@ -97,11 +74,6 @@ func TestHealAsChartServiceAccount(t *testing.T) {
 	// The service account's client; the first PATCH of apps/raced is
 	// preceded by a user's write (admin), so the healer sees a refused write.
 	var raced atomic.Bool
-	cfg := rest.CopyConfig(env.Config)
-	cfg.Impersonate = rest.ImpersonationConfig{
-		UserName: "system:serviceaccount:" + ns + ":" + dep.Spec.Template.Spec.ServiceAccountName,
-		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
-	}
 	cfg.WrapTransport = func(rt http.RoundTripper) http.RoundTripper {
 		return roundTripFunc(func(req *http.Request) (*http.Response, error) {
 			if req.Method == http.MethodPatch && strings.HasSuffix(req.URL.Path, "/namespaces/"+apps+"/rollouts/raced") && raced.CompareAndSwap(false, true) {
@@ -118,27 +90,9 @@ func TestHealAsChartServiceAccount(t *testing.T) {
 		})
 	}
 
-	// Every log line, to find a refusal the healer only logs (an Event).
-	var logMu sync.Mutex
-	var logLines []string
-	logger := funcr.New(func(prefix, args string) {
-		logMu.Lock()
-		logLines = append(logLines, prefix+" "+args)
-		logMu.Unlock()
-	}, funcr.Options{Verbosity: 1})
-	defer func() {
-		if t.Failed() {
-			logMu.Lock()
-			t.Logf("healer log:\n%s", tailLines(strings.Join(logLines, "\n"), 60))
-			logMu.Unlock()
-		}
-	}()
+	logger, logLines := healerLog(t)
 
-	rules, err := (config.Flags{LabelKey: mustArg(t, args, "label-key"), StableValue: mustArg(t, args, "stable-value"),
-		CanaryValue: mustArg(t, args, "canary-value"), TagName: mustArg(t, args, "tag-name"), AgentSelector: mustArg(t, args, "agent-selector")}).Validate()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rules := rulesOf(t, args)
 	h := harness.StartHealer(heal.Options{
 		Rules:                   rules.Rollout,
 		CheckWorkloadRef:        true,
@@ -271,9 +225,83 @@ func TestHealAsChartServiceAccount(t *testing.T) {
 	if superseded != 1 {
 		t.Errorf("%d writes refused by the concurrent change, want 1", superseded)
 	}
-	logMu.Lock()
-	defer logMu.Unlock()
-	for _, l := range logLines {
+	noRefusals(t, logLines())
+}
+
+// applyHealRBAC applies the chart's ServiceAccount, RBAC and webhook
+// configuration, rendered with values into ns, and returns the container's
+// args and a client configuration impersonating the ServiceAccount.
+func applyHealRBAC(t *testing.T, release, ns string, values map[string]any) ([]string, *rest.Config) {
+	t.Helper()
+	ctx := t.Context()
+	r := renderChart(t, release, ns, chartModes()[0], values)
+	dep := only[appsv1.Deployment](t, r, "Deployment")
+	args := effectiveArgs(t, dep)
+	if v, _ := argValue(args, "leader-elect"); v != "true" {
+		t.Fatalf("the chart does not elect the healer: %q", args)
+	}
+	if err := env.CreateNamespace(ctx, ns, nil); err != nil {
+		t.Fatal(err)
+	}
+	var docs []string
+	for _, d := range r.docs {
+		switch d.Kind {
+		case "ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding", "MutatingWebhookConfiguration":
+			docs = append(docs, string(d.Raw))
+		}
+	}
+	manifest := strings.Join(docs, "\n---\n")
+	t.Cleanup(func() {
+		env.Kubectl.RunStdin(context.Background(), strings.NewReader(manifest), "delete", "--ignore-not-found", "-f", "-")
+	})
+	if res := env.Kubectl.RunStdin(ctx, strings.NewReader(manifest), "apply", "--server-side", "--field-manager=helm", "-f", "-"); !res.OK() {
+		t.Fatalf("applying the RBAC and the webhook configuration: %s", res)
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + ns + ":" + dep.Spec.Template.Spec.ServiceAccountName,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+	}
+	return args, cfg
+}
+
+// rulesOf are the rules the container's args set.
+func rulesOf(t *testing.T, args []string) config.Rules {
+	t.Helper()
+	rules, err := (config.Flags{LabelKey: mustArg(t, args, "label-key"), StableValue: mustArg(t, args, "stable-value"),
+		CanaryValue: mustArg(t, args, "canary-value"), TagName: mustArg(t, args, "tag-name"), AgentSelector: mustArg(t, args, "agent-selector")}).Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules
+}
+
+// healerLog keeps every log line, to find a refusal the healer only logs,
+// and shows the last ones if the test fails.
+func healerLog(t *testing.T) (logr.Logger, func() []string) {
+	var mu sync.Mutex
+	var lines []string
+	t.Cleanup(func() {
+		if t.Failed() {
+			mu.Lock()
+			t.Logf("healer log:\n%s", tailLines(strings.Join(lines, "\n"), 60))
+			mu.Unlock()
+		}
+	})
+	return funcr.New(func(prefix, args string) {
+			mu.Lock()
+			lines = append(lines, prefix+" "+args)
+			mu.Unlock()
+		}, funcr.Options{Verbosity: 1}), func() []string {
+			mu.Lock()
+			defer mu.Unlock()
+			return slices.Clone(lines)
+		}
+}
+
+func noRefusals(t *testing.T, lines []string) {
+	t.Helper()
+	for _, l := range lines {
 		if strings.Contains(strings.ToLower(l), "forbidden") {
 			t.Errorf("refused: %s", l)
 		}

@@ -661,7 +661,8 @@ func healGrants(t *testing.T, dep *appsv1.Deployment, agentPods bool) []string {
 		dep.Namespace + "|/events|create|",
 	}
 	if agentPods {
-		grants = append(grants, "*|/pods|list|", "*|apps/daemonsets|patch|", "*|apps/deployments|patch|")
+		grants = append(grants, "*|/pods|list|", "*|apps/replicasets|get|",
+			"*|apps/daemonsets|get|", "*|apps/daemonsets|patch|", "*|apps/deployments|get|", "*|apps/deployments|patch|")
 	}
 	return grants
 }
