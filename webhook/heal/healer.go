@@ -216,7 +216,10 @@ func (h *Healer) namespacesIn(ctx context.Context, rep *Report, s Scope) (map[st
 }
 
 // eachPage LISTs in pages of PageSize and hands each page to each before
-// asking for the next: one page in memory at a time.
+// asking for the next: one page in memory at a time, and every request
+// counted in the pass's Report from this goroutine (client-go's pager
+// fetches ahead from one of its own, and gives up on an expired continue
+// token just the same).
 func eachPage[L interface{ GetContinue() string }](ctx context.Context, h *Healer, rep *Report,
 	list func(context.Context, metav1.ListOptions) (L, error), each func(L)) error {
 	opts := metav1.ListOptions{Limit: h.opts.PageSize}
