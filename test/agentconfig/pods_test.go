@@ -271,6 +271,8 @@ func resourcesCases(t *testing.T) []agentCase {
 	}{
 		{"default.yaml", "maps-role/without-env", `{"pods":{"role":"team_role"}}`, true},
 		{"pod-labels-as-tags.yaml", "maps-role/with-env", `{"pods":{"role":"team_role"}}`, true},
+		// "pods." names the core group's pods too (the Agent trims the dot).
+		{"default.yaml", "maps-role-core-group/without-env", `{"pods.":{"Role":"team_role"}}`, true},
 		{"default.yaml", "other-label/without-env", `{"pods":{"tier":"kube_tier"}}`, false},
 		{"pod-labels-as-tags.yaml", "other-label/with-env", `{"pods":{"tier":"kube_tier"},"nodes":{"zone":"kube_zone"}}`, false},
 	} {

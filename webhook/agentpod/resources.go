@@ -6,7 +6,8 @@ import (
 )
 
 // resourcesMapping returns the key and tag of the resources variable's pod
-// mapping of key, if it has one (compared without case, as the Agent does).
+// mapping of key, if it has one (compared without case, and "pods." as
+// "pods", as the Agent does).
 // A value the Agent cannot parse maps nothing.
 func resourcesMapping(env []any, key string) (string, string) {
 	var value string
@@ -20,7 +21,7 @@ func resourcesMapping(env []any, key string) (string, string) {
 		return "", ""
 	}
 	for kind, labels := range resources {
-		if !strings.EqualFold(kind, "pods") {
+		if !strings.EqualFold(strings.TrimSuffix(kind, "."), "pods") {
 			continue
 		}
 		for k, tag := range labels {
