@@ -54,6 +54,9 @@ type Cluster struct {
 	Env     *harness.Env
 	CP      *controlplane.ControlPlane
 	Webhook *controlplane.Process
+	// Replica is a second canary-tagger serve while StartWebhookReplica
+	// has one running (the webhook configuration stays pointed at Webhook).
+	Replica *controlplane.Process
 	// DatadogOperator runs once StartDatadogOperator has been called;
 	// DatadogOperatorMetricsURL is its controller-runtime /metrics.
 	DatadogOperator           *controlplane.Process
@@ -68,6 +71,12 @@ type Cluster struct {
 	webhookPorts   [3]int // webhook, metrics, health
 	detach         bool
 }
+
+// HealInterval is serve's --heal-interval here. The default (1m) would make
+// the story's heal steps wait minutes for a pass, and their "nothing written
+// over three passes" windows last three; 5 s keeps each wait to seconds and
+// is still far longer than a pass on this cluster takes.
+const HealInterval = 5 * time.Second
 
 // Paths returns the repository root and the tool folders, and an error naming
 // what is missing (and how to build it).
@@ -192,7 +201,7 @@ func (c *Cluster) startWebhook(ctx context.Context, binary string, detach bool) 
 		}
 	}
 	c.WebhookMetricsURL = "http://127.0.0.1:" + strconv.Itoa(c.webhookPorts[1]) + "/metrics"
-	if err := c.runWebhook(ctx, nil); err != nil {
+	if c.Webhook, err = c.runServe(ctx, "canary-tagger", c.webhookPorts, nil); err != nil {
 		return err
 	}
 
@@ -207,31 +216,33 @@ func (c *Cluster) startWebhook(ctx context.Context, binary string, detach bool) 
 	})
 }
 
-// runWebhook starts `canary-tagger serve` with extra flags on the ports and
-// certificate chosen by startWebhook and waits for /readyz.
-func (c *Cluster) runWebhook(ctx context.Context, extra []string) error {
-	metrics := "127.0.0.1:" + strconv.Itoa(c.webhookPorts[1])
-	health := "127.0.0.1:" + strconv.Itoa(c.webhookPorts[2])
+// runServe starts `canary-tagger serve` with extra flags on ports
+// (webhook, metrics, health) and the certificate chosen by startWebhook, logs
+// to <name>.log and waits for /readyz.
+func (c *Cluster) runServe(ctx context.Context, name string, ports [3]int, extra []string) (*controlplane.Process, error) {
+	metrics := "127.0.0.1:" + strconv.Itoa(ports[1])
+	health := "127.0.0.1:" + strconv.Itoa(ports[2])
 	args := append([]string{
 		"serve",
 		"--host=127.0.0.1",
-		"--port=" + strconv.Itoa(c.webhookPorts[0]),
+		"--port=" + strconv.Itoa(ports[0]),
 		"--cert-dir=" + c.webhookCertDir,
 		"--metrics-bind-address=" + metrics,
 		"--health-probe-bind-address=" + health,
+		"--heal-interval=" + HealInterval.String(),
 	}, extra...)
-	proc, err := controlplane.StartProcess("canary-tagger", c.webhookBinary, args,
-		filepath.Join(c.LogDir, "canary-tagger.log"), controlplane.ProcessOptions{
-			// serve reads workloadRef templates (contract 2.2) with this kubeconfig.
+	proc, err := controlplane.StartProcess(name, c.webhookBinary, args,
+		filepath.Join(c.LogDir, name+".log"), controlplane.ProcessOptions{
+			// serve reads workloadRef templates (contract 2.2) and heals
+			// Rollouts with this kubeconfig.
 			Env:    []string{"KUBECONFIG=" + c.Env.Kubeconfig()},
 			Detach: c.detach,
 		})
 	if err != nil {
-		return err
+		return nil, err
 	}
-	c.Webhook = proc
-	c.logf("  canary-tagger: started (pid %d, https://127.0.0.1:%d, log %s)", proc.Pid(), c.webhookPorts[0], proc.LogPath)
-	err = webhooktest.Poll(ctx, "canary-tagger to be ready", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
+	c.logf("  %s: started (pid %d, https://127.0.0.1:%d, log %s)", name, proc.Pid(), ports[0], proc.LogPath)
+	err = webhooktest.Poll(ctx, name+" to be ready", 60*time.Second, 100*time.Millisecond, func(ctx context.Context) (bool, error) {
 		if err := proc.Exited(); err != nil {
 			return false, webhooktest.StopPolling(err)
 		}
@@ -247,9 +258,10 @@ func (c *Cluster) runWebhook(ctx context.Context, extra []string) error {
 		return true, nil
 	})
 	if err != nil {
-		return fmt.Errorf("canary-tagger serve did not get ready: %w", err)
+		proc.Stop(10 * time.Second)
+		return nil, fmt.Errorf("canary-tagger serve (%s) did not get ready: %w", name, err)
 	}
-	return nil
+	return proc, nil
 }
 
 // RestartWebhook stops canary-tagger and starts it again on the same port
@@ -259,7 +271,61 @@ func (c *Cluster) RestartWebhook(ctx context.Context, extra ...string) error {
 	if c.Webhook != nil {
 		c.Webhook.Stop(10 * time.Second)
 	}
-	return c.runWebhook(ctx, extra)
+	var err error
+	c.Webhook, err = c.runServe(ctx, "canary-tagger", c.webhookPorts, extra)
+	return err
+}
+
+// StopWebhook stops canary-tagger (SIGTERM), as an outage of the webhook
+// would: the configuration stays registered and the apiserver fails open
+// (failurePolicy Ignore) until RestartWebhook starts it again.
+func (c *Cluster) StopWebhook(context.Context) error {
+	if c.Webhook != nil {
+		c.Webhook.Stop(10 * time.Second)
+	}
+	return nil
+}
+
+// KillWebhook kills canary-tagger (SIGKILL): a crash, with nothing released
+// (its heal Lease, if it held one, runs out instead). RestartWebhook
+// starts it again.
+func (c *Cluster) KillWebhook(context.Context) error {
+	if c.Webhook != nil {
+		c.Webhook.Kill()
+	}
+	return nil
+}
+
+// StartWebhookReplica starts a second `canary-tagger serve` with extra
+// flags on ports of its own and the same certificate, as a second replica
+// of the Deployment would run; the webhook configuration stays pointed at
+// the first. It returns the replica's /metrics URL.
+func (c *Cluster) StartWebhookReplica(ctx context.Context, extra ...string) (string, error) {
+	if c.Replica != nil {
+		return "", errors.New("a canary-tagger replica is already running")
+	}
+	var ports [3]int
+	for i := range ports {
+		var err error
+		if ports[i], err = controlplane.FreePort(); err != nil {
+			return "", err
+		}
+	}
+	proc, err := c.runServe(ctx, "canary-tagger-replica", ports, extra)
+	if err != nil {
+		return "", err
+	}
+	c.Replica = proc
+	return "http://127.0.0.1:" + strconv.Itoa(ports[1]) + "/metrics", nil
+}
+
+// StopWebhookReplica stops the replica StartWebhookReplica started.
+func (c *Cluster) StopWebhookReplica(context.Context) error {
+	if c.Replica != nil {
+		c.Replica.Stop(10 * time.Second)
+		c.Replica = nil
+	}
+	return nil
 }
 
 // StartDatadogOperator installs the Datadog Operator's CRDs (from the module
@@ -335,6 +401,9 @@ func (c *Cluster) Health() error {
 	if c.Webhook != nil {
 		errs = append(errs, c.Webhook.Exited())
 	}
+	if c.Replica != nil {
+		errs = append(errs, c.Replica.Exited())
+	}
 	if c.DatadogOperator != nil {
 		errs = append(errs, c.DatadogOperator.Exited())
 	}
@@ -349,6 +418,9 @@ func (c *Cluster) Processes() []*controlplane.Process {
 	}
 	if c.Webhook != nil {
 		ps = append(ps, c.Webhook)
+	}
+	if c.Replica != nil {
+		ps = append(ps, c.Replica)
 	}
 	if c.DatadogOperator != nil {
 		ps = append(ps, c.DatadogOperator)
@@ -374,6 +446,12 @@ func (c *Cluster) ScenarioEnv() scenario.Env {
 		AnalysisDir:         filepath.Join(c.Repo, "manifests", "analysis"),
 		ControllerNamespace: ControllerNamespace(),
 		RestartWebhook:      c.RestartWebhook,
+		StopWebhook:         c.StopWebhook,
+		KillWebhook:         c.KillWebhook,
+		WebhookMetricsURL:   c.WebhookMetricsURL,
+		HealInterval:        HealInterval,
+		StartWebhookReplica: c.StartWebhookReplica,
+		StopWebhookReplica:  c.StopWebhookReplica,
 		CanaryTagger:        c.webhookBinary,
 
 		StartDatadogOperator: c.StartDatadogOperator,
@@ -389,6 +467,9 @@ func (c *Cluster) Down() error {
 	}
 	if c.CP != nil {
 		c.CP.Stop()
+	}
+	if c.Replica != nil {
+		c.Replica.Stop(10 * time.Second)
 	}
 	if c.Webhook != nil {
 		c.Webhook.Stop(10 * time.Second)

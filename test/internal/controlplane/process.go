@@ -131,6 +131,17 @@ func (p *Process) Stop(grace time.Duration) {
 	<-p.done
 }
 
+// Kill sends SIGKILL to the process group at once and waits for it to
+// exit: a crash, with no chance to clean up (e.g. release a Lease). Like
+// Stop, it makes the exit expected.
+func (p *Process) Kill() {
+	p.stopMu.Lock()
+	p.stop = true
+	p.stopMu.Unlock()
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
 // Tail returns the last n lines of the process log.
 func (p *Process) Tail(n int) string { return TailFile(p.LogPath, n) }
 
