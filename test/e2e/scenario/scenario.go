@@ -32,7 +32,21 @@
 //     their pods map app → kube_app and role → kube_role; two more reconciles
 //     by the Operator change nothing; a change to the DatadogAgent makes it
 //     roll them, and the new pods map both too.
-//  14. `canary-tagger doctor` on the cluster: the webhook healthy, every
+//  14. The webhook was down during a deploy: a Rollout created (Healthy,
+//     5 pods without role) and another given a new image (paused at step 1,
+//     its canary pod without role) while canary-tagger was stopped. Started
+//     again, its healer writes their metadata (Event, field manager
+//     canary-tagger) and Argo relabels the same pods in place (same UIDs,
+//     same ReplicaSets): canary role=canary, stable role=stable. The
+//     shipped analysis then measures the repaired canary and promotes it.
+//  15. Never written by the healer: an opted-out Rollout, a clash (role in
+//     the pod template) and a user's own values keep their generation over
+//     4 heal passes (serve's heal metrics), the clash gets one Warning
+//     Event; no Rollout in the cluster is written again (0 patches).
+//  16. Two replicas with --leader-elect: only the holder of the Lease
+//     canary-tagger-heal heals; killed (SIGKILL), the other takes the Lease
+//     and heals a Rollout created while the webhook was down.
+//  17. `canary-tagger doctor` on the cluster: the webhook healthy, every
 //     Rollout and agent pod covered, no pod left canary: exit 0.
 package scenario
 
@@ -101,8 +115,24 @@ type Env struct {
 	// ControllerNamespace is where the Argo Rollouts controller looks for
 	// its `datadog` Secret.
 	ControllerNamespace string
-	// RestartWebhook restarts canary-tagger with extra flags (step 11).
+	// RestartWebhook restarts canary-tagger with extra flags (step 11), or
+	// starts it again after StopWebhook or KillWebhook.
 	RestartWebhook func(ctx context.Context, extra ...string) error
+	// StopWebhook stops canary-tagger (SIGTERM), KillWebhook kills it
+	// (SIGKILL, a crash); the webhook configuration stays, so the apiserver
+	// fails open until RestartWebhook (the heal steps).
+	StopWebhook func(ctx context.Context) error
+	KillWebhook func(ctx context.Context) error
+	// WebhookMetricsURL is canary-tagger serve's /metrics, with the heal
+	// metrics (the same port across restarts); HealInterval is the
+	// --heal-interval serve runs with.
+	WebhookMetricsURL string
+	HealInterval      time.Duration
+	// StartWebhookReplica starts a second canary-tagger serve, on ports of
+	// its own, with extra flags, and returns its /metrics URL; the webhook
+	// configuration stays pointed at the first. StopWebhookReplica stops it.
+	StartWebhookReplica func(ctx context.Context, extra ...string) (metricsURL string, err error)
+	StopWebhookReplica  func(ctx context.Context) error
 	// StartDatadogOperator installs the Datadog Operator's CRDs and starts
 	// it; OperatorRendersDir is test/testdata/datadog-operator, whose
 	// inputs/pod-labels-as-tags.yaml step 13 applies and whose render of it
@@ -111,7 +141,7 @@ type Env struct {
 	OperatorRendersDir   string
 	// OperatorMetricsURL is the running Operator's /metrics (its reconcile counts).
 	OperatorMetricsURL func() string
-	// CanaryTagger is the canary-tagger binary, whose doctor ends the story (step 14).
+	// CanaryTagger is the canary-tagger binary, whose doctor ends the story (the last step).
 	CanaryTagger string
 }
 
@@ -210,6 +240,9 @@ func (s *Scenario) Steps() []Step {
 		{Title: "Other label values: the analysis asks about what canary-tagger injected", Run: s.stepOtherValues},
 		{Title: "Blue-green, with --blue-green: preview pods canary before the promotion, stable after", Run: s.stepBlueGreen},
 		{Title: "The Datadog Operator builds the Agents: the user's mapping and role → kube_role, after every reconcile", Run: s.stepOperator},
+		{Title: "The webhook was down during a deploy: canary-tagger repairs it, the same pods relabelled in place", Run: s.stepHealDeploy},
+		{Title: "Never written by the healer: opted out, a clash, a user's values; nothing written again after the repair", Run: s.stepHealLeavesAlone},
+		{Title: "Two replicas: the holder of the Lease heals; killed, the other takes over", Run: s.stepHealLeader},
 		{Title: "canary-tagger doctor: nothing left to do", Run: s.stepDoctor},
 	}
 	for i := range steps {
@@ -373,6 +406,7 @@ func (r rolloutState) upToDate() bool {
 
 type podInfo struct {
 	Name, Role, Hash, Node string
+	UID                    string
 	HasRole, Ready         bool
 	Terminating            bool
 }
@@ -392,7 +426,7 @@ func (s *Scenario) demoPods(ctx context.Context) ([]podInfo, error) {
 	}
 	var out []podInfo
 	for _, p := range list.Items {
-		pi := podInfo{Name: p.Name, Hash: p.Labels[HashLabel], Node: p.Spec.NodeName, Terminating: p.DeletionTimestamp != nil}
+		pi := podInfo{Name: p.Name, UID: string(p.UID), Hash: p.Labels[HashLabel], Node: p.Spec.NodeName, Terminating: p.DeletionTimestamp != nil}
 		pi.Role, pi.HasRole = p.Labels[LabelKey]
 		for _, c := range p.Status.Conditions {
 			if c.Type == "Ready" && c.Status == "True" {
