@@ -10,6 +10,10 @@ import (
 func TestWriteSection(t *testing.T) {
 	begin := "<!-- begin s: written by the run, replaced by the next -->\n"
 	end := "<!-- end s -->\n"
+	// another run's section
+	other := func(name string) string {
+		return "<!-- begin " + name + ": written by the run, replaced by the next -->\n## " + name + "\n<!-- end " + name + " -->\n"
+	}
 	for _, c := range []struct {
 		name, before, body, want, err string
 	}{
@@ -18,6 +22,10 @@ func TestWriteSection(t *testing.T) {
 			want: "# Benchmarks\n\ntext\n\n" + begin + "one\n" + end},
 		{name: "replaced in place, the rest kept", before: "# B\n\n" + begin + "old\nlines\n" + end + "\n## after\n", body: "new\n",
 			want: "# B\n\n" + begin + "new\n" + end + "\n## after\n"},
+		{name: "replaced between two others, kept byte for byte", before: "# B\n\n" + other("a") + begin + "old\n" + end + "\n" + other("z"), body: "new",
+			want: "# B\n\n" + other("a") + begin + "new\n" + end + "\n" + other("z")},
+		{name: "missing, appended after the others", before: "# B\n\n" + other("z"), body: "new",
+			want: "# B\n\n" + other("z") + "\n" + begin + "new\n" + end},
 		{name: "one marker only", before: "# B\n" + begin + "old\n", body: "new", err: "marked at one end only"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

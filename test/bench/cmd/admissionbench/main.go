@@ -6,7 +6,8 @@
 // by round. Then it
 // reads canary-tagger's RSS at 50 reviews/s and, with no target, the load
 // generator's throughput against the no-op. It prints one report and with
-// --out writes it to docs/benchmarks.md.
+// --out writes it into its own section of docs/benchmarks.md (the rest of
+// the file, make scale's section included, is left as it is).
 //
 // canary-tagger is bin/canary-tagger (`make build`), run as `serve` on
 // 127.0.0.1; nothing of the root module is imported.
@@ -39,7 +40,7 @@ type options struct {
 
 func main() {
 	var o options
-	flag.StringVar(&o.out, "out", "", "also write the report to this Markdown file (docs/benchmarks.md)")
+	flag.StringVar(&o.out, "out", "", "also write the report into its section of this Markdown file (docs/benchmarks.md)")
 	flag.StringVar(&o.canaryTagger, "canary-tagger", "", "canary-tagger binary (default: <repo>/bin/canary-tagger, from `make build`)")
 	flag.IntVar(&o.rounds, "n", 1600, "timed creates per namespace (rounds of one create per contender)")
 	flag.IntVar(&o.warmupRounds, "warmup-rounds", 20, "untimed rounds first")
@@ -221,7 +222,7 @@ func run(ctx context.Context, o options) (err error) {
 	table := rep.table()
 	fmt.Print(table)
 	if o.out != "" {
-		if err := os.WriteFile(o.out, []byte(rep.markdown(table)), 0o644); err != nil {
+		if err := writeSection(o.out, rep.markdown(table)); err != nil {
 			return err
 		}
 		logf("wrote %s", o.out)

@@ -124,10 +124,11 @@ func (r report) table() string {
 	return b.String()
 }
 
-// markdown is docs/benchmarks.md: the table, what is measured and why.
+// markdown is the run's section of docs/benchmarks.md: the table, what is
+// measured and why. The document's title and the other runs' sections
+// (make scale's) are not the run's to write.
 func (r report) markdown(table string) string {
 	var b strings.Builder
-	b.WriteString("# Benchmarks\n\n")
 	b.WriteString("Written by `make bench` (`test/bench/cmd/admissionbench --out docs/benchmarks.md`; ")
 	b.WriteString("`BENCH_N=...` sets the creates per namespace). Absolute times on a shared 2-core machine are noise; what counts ")
 	b.WriteString("are the differences between contenders measured in the same run, interleaved.\n\n")
@@ -135,6 +136,12 @@ func (r report) markdown(table string) string {
 	b.WriteString(table)
 	b.WriteString(about)
 	return b.String()
+}
+
+// writeSection puts the run's section into the Markdown file at path,
+// leaving the rest of it (make scale's section) as it is.
+func writeSection(path, body string) error {
+	return bench.WriteSection(path, "admissionbench", body)
 }
 
 const about = `
