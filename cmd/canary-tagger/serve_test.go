@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/canary-tagger/canary-tagger/certs"
+	"github.com/canary-tagger/canary-tagger/cmd/canary-tagger/internal/doctor"
 	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
@@ -124,4 +125,20 @@ func freePort(t *testing.T) int {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// doctor reads serve's heal flags from the install's Deployment: the flags
+// it knows exist, with the defaults it assumes when they are not given.
+func TestDoctorKnowsServeHealFlags(t *testing.T) {
+	flags := newServeCommand(context.Background).Flags()
+	for name, def := range doctor.ServeFlagDefaults {
+		f := flags.Lookup(name)
+		if f == nil {
+			t.Errorf("serve has no --%s, which doctor reads", name)
+			continue
+		}
+		if f.DefValue != def {
+			t.Errorf("serve --%s defaults to %q, doctor assumes %q", name, f.DefValue, def)
+		}
+	}
 }

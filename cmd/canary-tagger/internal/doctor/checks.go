@@ -19,7 +19,8 @@ var checks = []check{
 	{name: "webhook-service", category: Webhook, needs: []input{webhookRegistration}, run: checkServices},
 	{name: "webhook-ca-bundle", category: Webhook, needs: []input{webhookRegistration}, run: checkCABundles},
 	{name: "excluded-namespaces", category: Namespaces, needs: []input{webhookRegistration, namespaceLabels}, run: checkExcludedNamespaces},
-	{name: "rollout-labels", category: Rollout, needs: []input{webhookRegistration, namespaceLabels, storedRollouts}, run: checkRollouts},
+	{name: "heal", category: Heal, needs: []input{healState}, run: checkHealing},
+	{name: "rollout-labels", category: Rollout, needs: []input{webhookRegistration, namespaceLabels, storedRollouts, healState}, run: checkRollouts},
 	{name: "promoted-canary-pods", category: PromotedCanary, needs: []input{storedRollouts}, run: checkPromoted},
 	{name: "agent-pod-mapping", category: AgentPod, needs: []input{webhookRegistration, namespaceLabels}, run: checkAgentPods},
 	{name: "argo-rollouts-version", category: ArgoRollouts, run: checkArgoController},
@@ -51,6 +52,7 @@ const (
 	namespaceLabels     input = "every namespace's labels"
 	webhookRegistration input = "the webhook configuration and its two webhooks"
 	storedRollouts      input = "the Rollouts, as stored"
+	healState           input = "how the install heals: serve's flags, the heal scope, the Lease"
 	earlierFindings     input = "the findings of the checks before, by check name"
 )
 
@@ -59,6 +61,7 @@ type inputs struct {
 	namespaces   map[string]labels.Set
 	registration registration
 	rollouts     rolloutList
+	healing      healing
 	earlier      map[string][]Finding
 }
 
@@ -71,6 +74,7 @@ var steps = []struct {
 	{namespaceLabels, loadNamespaces},
 	{webhookRegistration, loadRegistration},
 	{storedRollouts, loadRollouts},
+	{healState, loadHealing},
 }
 
 // only is the view a check with these needs gets.
@@ -84,6 +88,8 @@ func (in inputs) only(needs []input) inputs {
 			view.registration = in.registration
 		case storedRollouts:
 			view.rollouts = in.rollouts
+		case healState:
+			view.healing = in.healing
 		case earlierFindings:
 			view.earlier = maps.Clone(in.earlier)
 		}

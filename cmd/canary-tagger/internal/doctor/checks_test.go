@@ -46,7 +46,7 @@ func TestChecksList(t *testing.T) {
 			}
 		}
 	}
-	want := []Category{Webhook, Namespaces, Rollout, PromotedCanary, AgentPod, ArgoRollouts}
+	want := []Category{Webhook, Namespaces, Heal, Rollout, PromotedCanary, AgentPod, ArgoRollouts}
 	if !reflect.DeepEqual(order, want) {
 		t.Errorf("categories in the order %v, want %v (the order of the report until now)", order, want)
 	}

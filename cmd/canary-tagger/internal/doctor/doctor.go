@@ -41,6 +41,7 @@ type Category string
 const (
 	Webhook        Category = "webhook"
 	Namespaces     Category = "namespaces"
+	Heal           Category = "heal"
 	Rollout        Category = "rollout"
 	PromotedCanary Category = "promoted-canary"
 	AgentPod       Category = "agent-pod"

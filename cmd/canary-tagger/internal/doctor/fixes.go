@@ -6,6 +6,7 @@ import (
 	"time"
 
 	admissionv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
@@ -115,4 +116,31 @@ func restartFix(ns, ref string, pods []string) []string {
 // argoImageFix upgrades an old Argo Rollouts controller to the tested version.
 func argoImageFix(ns, deployment, container, repo string) []string {
 	return []string{fmt.Sprintf("kubectl -n %s set image deployment/%s %s=%s:%s   # or upgrade the release you installed it with", ns, deployment, container, repo, TestedArgoRollouts)}
+}
+
+// healOnFix turns healing on again: through the chart's value, or, for an
+// install from manifests/ (which heal), by re-applying them.
+func healOnFix(dep *appsv1.Deployment) []string {
+	release := dep.Labels["app.kubernetes.io/instance"]
+	if release == "" {
+		release = "canary-tagger"
+	}
+	return []string{
+		fmt.Sprintf("helm upgrade %s charts/canary-tagger -n %s --reuse-values --set heal.enabled=true   # or kubectl apply -k manifests/default, or drop --heal=false from deployment/%s's args", release, dep.Namespace, dep.Name),
+	}
+}
+
+// leaseFix: where to look when no replica holds the heal Lease (RBAC on
+// leases, the API unreachable, no replica running: serve logs why).
+func leaseFix(ns, lease string, dep *appsv1.Deployment) []string {
+	return []string{
+		fmt.Sprintf("kubectl -n %s get lease %s -o yaml   # holderIdentity, renewTime", ns, lease),
+		fmt.Sprintf("kubectl -n %s logs deployment/%s --tail=100 | grep -i heal   # why no replica heals", dep.Namespace, dep.Name),
+	}
+}
+
+// healWaitFix: the heal loop writes what admission missed at its next pass;
+// the fix that does it now stays, after.
+func healWaitFix(within string, now []string) []string {
+	return append([]string{fmt.Sprintf("# wait: healing repairs this within %s (serve's --heal-interval); or, now:", within)}, now...)
 }

@@ -11,7 +11,8 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/report.golden.*")
 
 // goldenReport has a finding of every status and shape: an object or none, a
-// reason, items (more than the text report lists for a non-action), fixes.
+// reason, items (more than the text report lists for a non-action), fixes,
+// a fix that is a comment first (healing repairs it: wait, or run …).
 func goldenReport() Report {
 	var many []string
 	for _, c := range "abcdefghijkl" {
@@ -21,13 +22,16 @@ func goldenReport() Report {
 		{Category: Webhook, Status: OK, Object: "mutatingwebhookconfiguration/canary-tagger rollouts.canary-tagger.io", Message: "caBundle set and trusted"},
 		{Category: Namespaces, Status: Info, Object: "webhook/rollouts.canary-tagger.io", Message: "cluster-wide mode: 12 of 20 namespaces are not covered", Items: many,
 			Fix: []string{"kubectl label namespace NAMESPACE canary-tagger.io/inject-"}},
+		{Category: Heal, Status: OK, Object: "deployment/canary-tagger/canary-tagger", Message: "healing on, every 1m, leader canary-tagger-7d9f-x2k4p"},
+		{Category: Rollout, Status: Action, Object: "rollout/shop/old", Message: "canary Rollout without the label; healing repairs this within 1m",
+			Fix: []string{"# wait: healing repairs this within 1m (serve's --heal-interval); or, now:", "kubectl -n shop annotate rollout old canary-tagger.io/reapplied-at=2026-11-28T19.42.38Z --overwrite"}},
 		{Category: Rollout, Status: Action, Object: "rollout/shop/demo", Message: "skipped by the webhook because of a conflict", Reason: "label key in spec.selector: \"role\"",
 			Fix: []string{"# remove it", "kubectl -n shop annotate rollout demo canary-tagger.io/inject=false"}},
 		{Category: AgentPod, Status: Action, Object: "daemonset/shop/dd-agent", Message: "1 Datadog Agent pod(s) started without it", Items: many,
 			Fix: []string{"kubectl -n shop rollout restart daemonset/dd-agent"}},
 		{Category: ArgoRollouts, Status: Error, Message: "listing Deployments: forbidden"},
 	}}
-	rep.Summary = Summary{OK: 1, Action: 2, Info: 1, Error: 1}
+	rep.Summary = Summary{OK: 2, Action: 3, Info: 1, Error: 1}
 	return rep
 }
 

@@ -55,7 +55,8 @@ func loadRollouts(ctx context.Context, c *cluster, in *inputs) error {
 // checkRollouts runs the Rollout rule on every Rollout as stored: a canary
 // Rollout in scope that the rule would still change was created before the
 // install or while the webhook was down; a conflict is reported with the
-// rule's reason.
+// rule's reason. A Rollout the heal loop will label (checkHealing) is still
+// a finding until it is labelled, with the wait first among its fixes.
 func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 	switch {
 	case in.rollouts.crdMissing:
@@ -77,6 +78,12 @@ func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 			}
 		default:
 			if f, ok := rolloutFinding(c, r, res); ok {
+				// Only what the rule adds is healed: clashes, opt-outs and
+				// fields of an unexpected type never are.
+				if within, heals := in.healing.repairs(in.namespaces[r.GetNamespace()], r.GetLabels()); heals && res.Outcome == outcome.Injected {
+					f.Message += "; healing repairs this within " + within
+					f.Fix = healWaitFix(within, f.Fix)
+				}
 				out = append(out, f)
 			}
 		}
