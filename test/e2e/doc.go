@@ -8,7 +8,7 @@
 // The test is behind the e2e build tag:
 //
 //	make e2e    # hack/tools.sh e2e && cd test && go test -tags e2e -count=1 -v ./e2e/
-//	E2E_STEPS=1,7,14-17 make e2e    # some steps only, with those they build on
+//	E2E_STEPS=1,7,14-18 make e2e    # some steps only, with those they build on
 //
 // The story itself is package scenario, shared with `make demo` (./demo).
 package e2e

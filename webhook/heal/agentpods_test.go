@@ -229,7 +229,7 @@ func TestAgentPodPassWaits(t *testing.T) {
 	}{
 		"webhook not ready":                 {ds: finishedDaemonSet("agent"), notReady: true},
 		"rollout in progress":               {ds: rolling},
-		"OnDelete":                          {ds: onDelete, warning: "Warning NotRestarted 1 pods lack role → kube_role: its update strategy is OnDelete"},
+		"OnDelete":                          {ds: onDelete, warning: "Warning NotRestarted 1 pod lacks role → kube_role: its update strategy is OnDelete"},
 		"pods older than our restart":       {ds: restartedByCanaryTagger(0), podCreated: 5, restart: true},
 		"pods made by our restart unmapped": {ds: restartedByCanaryTagger(0), podCreated: 11, warning: "still lack the mapping: the apiserver did not call the webhook"},
 		"a person's restart":                {ds: restartedByKubectl, podCreated: 11, restart: true},

@@ -71,7 +71,7 @@ func (p *agentPodPass) restart(ctx context.Context, rep *Report, w *staleWorkloa
 		return
 	case why != "":
 		if p.warned[workload.GetUID()] != workload.GetResourceVersion() {
-			h.recorder.Eventf(workload.object(), nil, corev1.EventTypeWarning, ReasonNotRestarted, actionRestart, "%d pods lack %s: %s", len(w.pods), p.mapping(), why)
+			h.recorder.Eventf(workload.object(), nil, corev1.EventTypeWarning, ReasonNotRestarted, actionRestart, "%s %s: %s", podsLack(len(w.pods)), p.mapping(), why)
 			log.Info("not restarted", "reason", why)
 		}
 		warned[workload.GetUID()] = workload.GetResourceVersion()
@@ -98,7 +98,8 @@ func (p *agentPodPass) restart(ctx context.Context, rep *Report, w *staleWorkloa
 		rep.Restarts++
 		restartsTotal.WithLabelValues(w.key.Kind).Inc()
 		h.recorder.Eventf(workload.object(), nil, corev1.EventTypeNormal, ReasonRestarted, actionRestart,
-			"restarted as `kubectl rollout restart` does: %d pods lack %s (%s): %s", len(w.pods), p.mapping(), podList(w.pods), healedWhy)
+			"restarted as `kubectl rollout restart` does: %s %s (%s): admitted without canary-tagger's webhook (unreachable at the time, or they predate the install)",
+			podsLack(len(w.pods)), p.mapping(), podList(w.pods))
 		log.Info("restarted", "pods", w.pods)
 	case ctx.Err() != nil:
 	case apierrors.IsConflict(err), apierrors.IsNotFound(err):
@@ -118,6 +119,13 @@ func (p *agentPodPass) webhookReady() error {
 		return errors.New("no readiness check")
 	}
 	return p.h.opts.WebhookReady()
+}
+
+func podsLack(n int) string {
+	if n == 1 {
+		return "1 pod lacks"
+	}
+	return fmt.Sprintf("%d pods lack", n)
 }
 
 // podList names the first few pods.

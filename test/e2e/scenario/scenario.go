@@ -46,7 +46,13 @@
 //  16. Two replicas with --leader-elect: only the holder of the Lease
 //     canary-tagger-heal heals; killed (SIGKILL), the other takes the Lease
 //     and heals a Rollout created while the webhook was down.
-//  17. `canary-tagger doctor` on the cluster: the webhook healthy, every
+//  17. Agent pods admitted while the webhook was down (a third release of
+//     the Datadog chart, and a DaemonSet that is not an Agent): healing
+//     Rollouts only, nothing restarts; with --heal-agent-pods the Agent
+//     DaemonSet and the Cluster Agent are restarted (restartedAt, an Event)
+//     and every new pod maps app, team and role; no second restart, the
+//     other DaemonSet never written.
+//  18. `canary-tagger doctor` on the cluster: the webhook healthy, every
 //     Rollout and agent pod covered, no pod left canary: exit 0.
 package scenario
 
@@ -243,6 +249,7 @@ func (s *Scenario) Steps() []Step {
 		{Title: "The webhook was down during a deploy: canary-tagger repairs it, the same pods relabelled in place", Run: s.stepHealDeploy},
 		{Title: "Never written by the healer: opted out, a clash, a user's values; nothing written again after the repair", Run: s.stepHealLeavesAlone},
 		{Title: "Two replicas: the holder of the Lease heals; killed, the other takes over", Run: s.stepHealLeader},
+		{Title: "Agent pods started while the webhook was down: with --heal-agent-pods their workloads are restarted and the new pods mapped", Run: s.stepHealAgentPods},
 		{Title: "canary-tagger doctor: nothing left to do", Run: s.stepDoctor},
 	}
 	for i := range steps {
