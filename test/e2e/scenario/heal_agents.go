@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"regexp"
+	"strconv"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -29,7 +31,13 @@ const (
 	OtherDaemonSet = "log-shipper"
 
 	healRestartsMetric = "canary_tagger_heal_restarts_total"
+
+	// outageTraceHostPort replaces the chart's trace-agent hostPort 8126,
+	// which the first release holds on every node.
+	outageTraceHostPort = 18126
 )
+
+var traceHostPort = regexp.MustCompile(`(?m)^(\s*hostPort:\s*)8126\s*$`)
 
 // agentWorkloads are the Agent DaemonSet, the Cluster Agent and the other
 // DaemonSet, as the step reads them.
@@ -91,6 +99,10 @@ func (s *Scenario) stepHealAgentPods(ctx context.Context, n Narrator) error {
 	if err != nil {
 		return err
 	}
+	// The first release's trace-agent holds hostPort 8126 on every node, so
+	// the scheduler would leave this release's Agent pods Pending; a second
+	// Helm release would be given another port the same way.
+	docs = traceHostPort.ReplaceAll(docs, []byte("${1}"+strconv.Itoa(outageTraceHostPort)))
 	other, err := otherDaemonSet(ns)
 	if err != nil {
 		return err
@@ -99,7 +111,7 @@ func (s *Scenario) stepHealAgentPods(ctx context.Context, n Narrator) error {
 	if err != nil {
 		return err
 	}
-	n.Show("$ kubectl apply -n "+ns+" -f - < pod-labels-as-tags.yaml (namespace "+DatadogNS+" → "+ns+") + daemonset/"+OtherDaemonSet, summarizeApply(out, errOut))
+	n.Show(fmt.Sprintf("$ kubectl apply -n %s -f - < pod-labels-as-tags.yaml (namespace %s → %s, trace hostPort 8126 → %d) + daemonset/%s", ns, DatadogNS, ns, outageTraceHostPort, OtherDaemonSet), summarizeApply(out, errOut))
 
 	// Admitted without the mapping: every pod of the three, Running.
 	err = s.waitFor(ctx, fmt.Sprintf("the pods of %s to run without the mapping", ns), func(ctx context.Context) (bool, string, error) {
