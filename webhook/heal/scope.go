@@ -47,7 +47,8 @@ type Scope struct {
 	// Config and Webhook name the configuration and its webhook.
 	Config, Webhook string
 	// Namespaces and Objects are the webhook's namespaceSelector and
-	// objectSelector (everything when absent). Nil when NotHealed is set.
+	// objectSelector (everything when absent). Nil when there is no such
+	// webhook or a selector does not parse.
 	Namespaces, Objects labels.Selector
 	// NotHealed says why nothing is healed (no configuration, no webhook
 	// for the resource, a selector that does not parse); "" when healing.
@@ -84,12 +85,18 @@ func (s Scope) String() string {
 func ReadScope(ctx context.Context, c kubernetes.Interface, webhookConfigName string, r Resource) (Scope, error) {
 	cfg, err := c.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, webhookConfigName, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return Scope{Config: webhookConfigName, NotHealed: fmt.Sprintf("MutatingWebhookConfiguration %s not found", webhookConfigName)}, nil
+		return Missing(webhookConfigName), nil
 	}
 	if err != nil {
 		return Scope{}, fmt.Errorf("reading MutatingWebhookConfiguration %s: %w", webhookConfigName, err)
 	}
 	return ScopeOf(cfg, r), nil
+}
+
+// Missing is the scope when the configuration named webhookConfigName does
+// not exist.
+func Missing(webhookConfigName string) Scope {
+	return Scope{Config: webhookConfigName, NotHealed: fmt.Sprintf("MutatingWebhookConfiguration %s not found", webhookConfigName)}
 }
 
 // ScopeOf is ReadScope on a configuration already read.
@@ -103,13 +110,6 @@ func ScopeOf(cfg *admissionv1.MutatingWebhookConfiguration, r Resource) Scope {
 	}
 	w := cfg.Webhooks[i]
 	s.Webhook = w.Name
-	// CEL matchConditions would need the apiserver's evaluator; healing
-	// what the webhook might not have been asked about is the one mistake
-	// the healer must not make.
-	if len(w.MatchConditions) > 0 {
-		s.NotHealed = fmt.Sprintf("webhook %s has matchConditions, which the healer does not evaluate", w.Name)
-		return s
-	}
 	var err error
 	if s.Namespaces, err = selector(w.NamespaceSelector); err != nil {
 		s.Namespaces, s.NotHealed = nil, fmt.Sprintf("webhook %s: namespaceSelector: %v", w.Name, err)
@@ -117,6 +117,14 @@ func ScopeOf(cfg *admissionv1.MutatingWebhookConfiguration, r Resource) Scope {
 	}
 	if s.Objects, err = selector(w.ObjectSelector); err != nil {
 		s.Namespaces, s.Objects, s.NotHealed = nil, nil, fmt.Sprintf("webhook %s: objectSelector: %v", w.Name, err)
+		return s
+	}
+	// CEL matchConditions would need the apiserver's evaluator; healing
+	// what the webhook might not have been asked about is the one mistake
+	// the healer must not make. The selectors stay: doctor still reads
+	// what the webhook is sent by them.
+	if len(w.MatchConditions) > 0 {
+		s.NotHealed = fmt.Sprintf("webhook %s has matchConditions, which the healer does not evaluate", w.Name)
 	}
 	return s
 }

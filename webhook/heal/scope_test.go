@@ -162,6 +162,11 @@ func TestScopeRefusesWhatItCannotEvaluate(t *testing.T) {
 			if s.Covers(map[string]string{"a": "b"}, nil) {
 				t.Errorf("a scope that heals nothing covers an object")
 			}
+			// Selectors that parse are kept for doctor, which reads what
+			// the webhook is sent.
+			if parsed := name == "matchConditions"; (s.Namespaces != nil) != parsed || (s.Objects != nil) != parsed {
+				t.Errorf("selectors kept: namespaces %v, objects %v; want them only when they parse", s.Namespaces, s.Objects)
+			}
 		})
 	}
 }

@@ -20,12 +20,10 @@ import (
 func checkAgentPods(ctx context.Context, c *cluster, in inputs) []Finding {
 	opts := c.opts.Rules.AgentPod
 	selDesc := c.opts.Rules.AgentSelector
-	if hook := in.registration.agents; !c.opts.AgentSelectorSet && hook != nil && hook.ObjectSelector != nil {
-		// What the apiserver sends the webhook: every component it patches.
-		if sel, err := metav1.LabelSelectorAsSelector(hook.ObjectSelector); err == nil && !sel.Empty() {
-			opts.Selector = sel
-			selDesc = sel.String() + " (the agent webhook's objectSelector)"
-		}
+	// What the apiserver sends the webhook: every component it patches.
+	if sel := in.registration.agentScope.Objects; !c.opts.AgentSelectorSet && sel != nil && !sel.Empty() {
+		opts.Selector = sel
+		selDesc = sel.String() + " (the agent webhook's objectSelector)"
 	}
 	pods, err := c.dyn.Resource(podGVR).Namespace(c.opts.Namespace).List(ctx, listOptions(opts.Selector.String()))
 	if err != nil {
@@ -43,7 +41,7 @@ func checkAgentPods(ctx context.Context, c *cluster, in inputs) []Finding {
 	checked, patched := 0, 0
 	for i := range pods.Items {
 		p := &pods.Items[i]
-		if p.GetDeletionTimestamp() != nil || !inScope(in.registration.agents, in.namespaces, p.GetNamespace(), p.GetLabels()) {
+		if p.GetDeletionTimestamp() != nil || !inScope(in.registration.agentScope, in.namespaces, p.GetNamespace(), p.GetLabels()) {
 			continue
 		}
 		checked++

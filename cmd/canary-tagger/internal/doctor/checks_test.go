@@ -115,8 +115,17 @@ func TestRunChecks(t *testing.T) {
 	}
 }
 
+// hook is a webhook called for every version of resource in group, on
+// every operation.
 func hook(name, group, resource string) admissionv1.MutatingWebhook {
-	return admissionv1.MutatingWebhook{Name: name, Rules: []admissionv1.RuleWithOperations{{Rule: admissionv1.Rule{APIGroups: []string{group}, Resources: []string{resource}}}}}
+	return admissionv1.MutatingWebhook{Name: name, Rules: []admissionv1.RuleWithOperations{{
+		Operations: []admissionv1.OperationType{admissionv1.OperationAll},
+		Rule:       admissionv1.Rule{APIGroups: []string{group}, APIVersions: []string{"*"}, Resources: []string{resource}}}}}
+}
+
+// configOf is the configuration canary-tagger with these webhooks.
+func configOf(webhooks ...admissionv1.MutatingWebhook) *admissionv1.MutatingWebhookConfiguration {
+	return &admissionv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "canary-tagger"}, Webhooks: webhooks}
 }
 
 // The configuration check: missing, unreadable, or without one of its
@@ -130,9 +139,9 @@ func TestCheckRegistration(t *testing.T) {
 	}{
 		{"not found", registration{name: "canary-tagger"}, []string{"action: not found"}},
 		{"unreadable", registration{name: "canary-tagger", err: errors.New("forbidden")}, []string{"error: reading the webhook configuration: forbidden"}},
-		{"both webhooks", registration{name: "canary-tagger", config: &admissionv1.MutatingWebhookConfiguration{}, rollouts: &rollouts, agents: &agents}, nil},
-		{"no agent webhook", registration{name: "canary-tagger", config: &admissionv1.MutatingWebhookConfiguration{}, rollouts: &rollouts}, []string{"action: has no webhook for pods"}},
-		{"neither", registration{name: "canary-tagger", config: &admissionv1.MutatingWebhookConfiguration{}}, []string{"action: has no webhook for rollouts.argoproj.io", "action: has no webhook for pods"}},
+		{"both webhooks", registered(configOf(rollouts, agents)), nil},
+		{"no agent webhook", registered(configOf(rollouts)), []string{"action: has no webhook for pods"}},
+		{"neither", registered(configOf()), []string{"action: has no webhook for rollouts.argoproj.io", "action: has no webhook for pods"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got := checkRegistration(t.Context(), &cluster{}, inputs{registration: tc.reg})
@@ -155,19 +164,42 @@ func TestCheckRegistration(t *testing.T) {
 }
 
 // The registration loaded from a configuration: its Rollout and agent
-// webhooks found by the resources they handle, whatever their order.
+// webhooks found as the heal loop finds them (resource, version,
+// operations), whatever their order.
 func TestRegistrationWebhooks(t *testing.T) {
-	r := registration{}
-	if len(r.webhooks()) != 0 {
+	if r := (registration{}); len(r.webhooks()) != 0 {
 		t.Errorf("webhooks of an empty registration: %v", r.webhooks())
 	}
-	all := hook("all.example.com", "*", "*")
-	if !handles(all, "argoproj.io", "rollouts") || !handles(all, "", "pods") {
-		t.Error("a webhook for */* handles rollouts and pods")
+	rollouts, pods := hook("rollouts.canary-tagger.io", "argoproj.io", "rollouts"), hook("agent-pods.canary-tagger.io", "", "pods")
+	deletes := hook("deletes.example.com", "*", "*")
+	deletes.Rules[0].Operations = []admissionv1.OperationType{admissionv1.Delete}
+	for _, tc := range []struct {
+		name                   string
+		config                 *admissionv1.MutatingWebhookConfiguration
+		wantRollouts, wantPods string
+	}{
+		{"both, pods first", configOf(pods, rollouts), rollouts.Name, pods.Name},
+		{"one webhook for */*", configOf(hook("all.example.com", "*", "*")), "all.example.com", "all.example.com"},
+		{"pods only", configOf(pods), "", pods.Name},
+		{"called on DELETE only", configOf(deletes), "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := registered(tc.config)
+			if name(r.rollouts) != tc.wantRollouts || name(r.agents) != tc.wantPods {
+				t.Errorf("rollouts %q, agents %q; want %q, %q", name(r.rollouts), name(r.agents), tc.wantRollouts, tc.wantPods)
+			}
+			if r.rolloutScope.Webhook != tc.wantRollouts || r.agentScope.Webhook != tc.wantPods {
+				t.Errorf("scopes name %q, %q", r.rolloutScope.Webhook, r.agentScope.Webhook)
+			}
+		})
 	}
-	if pods := hook("agent-pods.canary-tagger.io", "", "pods"); handles(pods, "argoproj.io", "rollouts") {
-		t.Error("the pods webhook handles rollouts")
+}
+
+func name(w *admissionv1.MutatingWebhook) string {
+	if w == nil {
+		return ""
 	}
+	return w.Name
 }
 
 // The namespaces the Rollout webhook leaves out, by mode, and how one comes in.
@@ -197,7 +229,7 @@ func TestCheckExcludedNamespaces(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := hook("rollouts.canary-tagger.io", "argoproj.io", "rollouts")
 			w.NamespaceSelector = tc.selector
-			got := checkExcludedNamespaces(t.Context(), &cluster{}, inputs{namespaces: namespaces, registration: registration{rollouts: &w}})
+			got := checkExcludedNamespaces(t.Context(), &cluster{}, inputs{namespaces: namespaces, registration: registered(configOf(w))})
 			want := []Finding{{Status: Info, Object: "webhook/rollouts.canary-tagger.io", Message: tc.message, Items: tc.items, Fix: tc.fix}}
 			if !reflect.DeepEqual(got, want) {
 				t.Errorf("got %+v\nwant %+v", got, want)

@@ -30,7 +30,7 @@ var ServeFlagDefaults = map[string]string{
 
 // healing is how the install heals, as far as doctor can tell from outside:
 // serve's flags in the install's Deployment, the scope the heal loop reads
-// from the webhook configuration (heal.ReadScope, the loop's own), and the
+// from the webhook configuration (heal.ScopeOf, the loop's own), and the
 // Lease the healing replica holds.
 type healing struct {
 	// err: one of them could not be read; doing says which.
@@ -63,11 +63,13 @@ func (h healing) leaseObject() string {
 }
 
 func loadHealing(ctx context.Context, c *cluster, in *inputs) error {
-	in.healing = readHealing(ctx, c)
+	in.healing = readHealing(ctx, c, in.registration)
 	return nil
 }
 
-func readHealing(ctx context.Context, c *cluster) healing {
+// readHealing reads serve's Deployment and the Lease; the scope is the
+// registration's, read as the heal loop reads it.
+func readHealing(ctx context.Context, c *cluster, reg registration) healing {
 	cfg := c.opts.WebhookConfiguration
 	deps, err := c.core.AppsV1().Deployments("").List(ctx, listOptions(""))
 	if err != nil {
@@ -96,9 +98,10 @@ func readHealing(ctx context.Context, c *cluster) healing {
 	if !h.enabled {
 		return h
 	}
-	if h.scope, err = heal.ReadScope(ctx, c.core, cfg, heal.Rollouts); err != nil {
-		return healing{err: err, doing: "reading the heal scope"}
+	if reg.err != nil {
+		return healing{err: reg.err, doing: "reading the heal scope"}
 	}
+	h.scope = reg.rolloutScope
 	if !h.leaderElect {
 		return h
 	}

@@ -4,9 +4,10 @@ import (
 	"context"
 	"fmt"
 
-	admissionv1 "k8s.io/api/admissionregistration/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/canary-tagger/canary-tagger/webhook/heal"
 )
 
 // injectLabel is the namespace label the webhook's namespaceSelector reads.
@@ -36,24 +37,14 @@ func loadNamespaces(ctx context.Context, c *cluster, in *inputs) error {
 }
 
 // inScope says whether the apiserver sends an object with these labels, in
-// namespace ns, to webhook w. Without the configuration every namespace
-// counts: the question is then what is not labelled yet.
-func inScope(w *admissionv1.MutatingWebhook, namespaces map[string]labels.Set, ns string, objLabels map[string]string) bool {
-	if w == nil {
+// namespace ns, to the webhook of scope s. Without the webhook (or with a
+// selector the apiserver would refuse) every namespace counts: the question
+// is then what is not labelled yet.
+func inScope(s heal.Scope, namespaces map[string]labels.Set, ns string, objLabels map[string]string) bool {
+	if s.Namespaces == nil || s.Objects == nil {
 		return true
 	}
-	nsSel, err := metav1.LabelSelectorAsSelector(w.NamespaceSelector)
-	if err != nil {
-		return true // the apiserver refuses such a configuration; say more rather than less
-	}
-	if w.NamespaceSelector == nil {
-		nsSel = labels.Everything()
-	}
-	objSel, err := metav1.LabelSelectorAsSelector(w.ObjectSelector)
-	if err != nil || w.ObjectSelector == nil {
-		objSel = labels.Everything()
-	}
-	return nsSel.Matches(namespaces[ns]) && objSel.Matches(labels.Set(objLabels))
+	return s.Namespaces.Matches(namespaces[ns]) && s.Objects.Matches(labels.Set(objLabels))
 }
 
 // checkExcludedNamespaces lists the namespaces the Rollout webhook's
@@ -65,7 +56,7 @@ func checkExcludedNamespaces(_ context.Context, _ *cluster, in inputs) []Finding
 	}
 	var excluded, disabled []string
 	for _, ns := range sortedKeys(in.namespaces) {
-		if inScope(w, in.namespaces, ns, nil) {
+		if inScope(in.registration.rolloutScope, in.namespaces, ns, nil) {
 			continue
 		}
 		excluded = append(excluded, ns)

@@ -72,7 +72,7 @@ func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 		switch {
 		case res.Outcome == outcome.Present:
 			labelled++
-		case !inScope(in.registration.rollouts, in.namespaces, r.GetNamespace(), r.GetLabels()):
+		case !inScope(in.registration.rolloutScope, in.namespaces, r.GetNamespace(), r.GetLabels()):
 			if res.Outcome == outcome.Injected {
 				outOfScope++
 			}

@@ -16,6 +16,8 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/util/cert"
+
+	"github.com/canary-tagger/canary-tagger/webhook/heal"
 )
 
 // The Secrets the chart (and the manifests rendered from it) keep the
@@ -35,8 +37,28 @@ type registration struct {
 	// config is nil when it is not found or could not be read (err).
 	config *admissionv1.MutatingWebhookConfiguration
 	err    error
-	// rollouts and agents are its two webhooks (nil when missing).
-	rollouts, agents *admissionv1.MutatingWebhook
+	// rolloutScope and agentScope are what the configuration sends to
+	// canary-tagger, read as the heal loop reads it; rollouts and agents
+	// are the webhooks they name (nil when missing).
+	rolloutScope, agentScope heal.Scope
+	rollouts, agents         *admissionv1.MutatingWebhook
+}
+
+// registered is the registration of a configuration that was read.
+func registered(cfg *admissionv1.MutatingWebhookConfiguration) registration {
+	r := registration{name: cfg.Name, config: cfg,
+		rolloutScope: heal.ScopeOf(cfg, heal.Rollouts), agentScope: heal.ScopeOf(cfg, heal.AgentPods)}
+	r.rollouts, r.agents = webhookNamed(cfg, r.rolloutScope.Webhook), webhookNamed(cfg, r.agentScope.Webhook)
+	return r
+}
+
+func webhookNamed(cfg *admissionv1.MutatingWebhookConfiguration, name string) *admissionv1.MutatingWebhook {
+	for i := range cfg.Webhooks {
+		if name != "" && cfg.Webhooks[i].Name == name {
+			return &cfg.Webhooks[i]
+		}
+	}
+	return nil
 }
 
 // object is how findings name the configuration.
@@ -57,43 +79,15 @@ func (r registration) webhooks() []*admissionv1.MutatingWebhook {
 
 func loadRegistration(ctx context.Context, c *cluster, in *inputs) error {
 	mwc, err := c.core.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, c.opts.WebhookConfiguration, metav1.GetOptions{})
-	in.registration = registration{name: c.opts.WebhookConfiguration}
 	switch {
 	case apierrors.IsNotFound(err):
-		return nil
+		in.registration = registration{name: c.opts.WebhookConfiguration, rolloutScope: heal.Missing(c.opts.WebhookConfiguration)}
 	case err != nil:
-		in.registration.err = err
-		return nil
+		in.registration = registration{name: c.opts.WebhookConfiguration, err: err}
+	default:
+		in.registration = registered(mwc)
 	}
-	r := registration{name: mwc.Name, config: mwc}
-	for i := range mwc.Webhooks {
-		w := &mwc.Webhooks[i]
-		if r.rollouts == nil && handles(*w, "argoproj.io", "rollouts") {
-			r.rollouts = w
-		}
-		if r.agents == nil && handles(*w, "", "pods") {
-			r.agents = w
-		}
-	}
-	in.registration = r
 	return nil
-}
-
-// handles says whether w is called for resource in group.
-func handles(w admissionv1.MutatingWebhook, group, resource string) bool {
-	for _, r := range w.Rules {
-		groupOK, resourceOK := false, false
-		for _, g := range r.APIGroups {
-			groupOK = groupOK || g == group || g == "*"
-		}
-		for _, res := range r.Resources {
-			resourceOK = resourceOK || res == resource || res == "*"
-		}
-		if groupOK && resourceOK {
-			return true
-		}
-	}
-	return false
 }
 
 // checkRegistration: the configuration exists and has both webhooks.
