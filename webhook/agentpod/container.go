@@ -108,13 +108,13 @@ func mutateContainer(c map[string]any, init bool, volumes map[string]string, opt
 		}
 		raw = s
 	}
-	mapping, err := parseMapping(raw)
-	if errors.Is(err, errDuplicate) {
+	mapping, err := ParseMapping(raw)
+	if errors.Is(err, ErrDuplicate) {
 		return skipped(ReasonDuplicateKeys, "")
 	} else if err != nil {
 		return skipped(ReasonInvalidJSON, "")
 	}
-	if tag, ok := mapped(mapping, opts.LabelKey); ok {
+	if tag, ok := Mapped(mapping, opts.LabelKey); ok {
 		cr.Action, cr.Tag = ActionPresent, tag
 		return nil, cr, true
 	}

@@ -9,11 +9,11 @@ import (
 	kjson "sigs.k8s.io/json"
 )
 
-// mapped returns the tag the mapping gives key. The agent lower-cases the
+// Mapped returns the tag the mapping gives key. The agent lower-cases the
 // mapping's keys and the pod's label names (strings.ToLower), so the match is
 // on lower-cased keys; with several such keys (e.g. "role" and "Role") the
 // exact one wins, else the first in sorted order, so the answer is stable.
-func mapped(m map[string]string, key string) (string, bool) {
+func Mapped(m map[string]string, key string) (string, bool) {
 	if tag, ok := m[key]; ok {
 		return tag, true
 	}
@@ -27,13 +27,14 @@ func mapped(m map[string]string, key string) (string, bool) {
 	return tag, ok
 }
 
-var errDuplicate = errors.New("duplicate key")
+// ErrDuplicate: the mapping names a key twice.
+var ErrDuplicate = errors.New("duplicate key")
 
-// parseMapping reads a JSON object whose values are all strings. It refuses
+// ParseMapping reads a JSON object whose values are all strings. It refuses
 // duplicate keys (rewriting would silently drop one; sigs.k8s.io/json reports
 // them) and invalid UTF-8 (encoding/json would replace it, changing a value
 // we must keep exactly).
-func parseMapping(raw string) (map[string]string, error) {
+func ParseMapping(raw string) (map[string]string, error) {
 	if raw == "" {
 		return map[string]string{}, nil
 	}
@@ -49,7 +50,7 @@ func parseMapping(raw string) (map[string]string, error) {
 	case values == nil: // null
 		return nil, errors.New("not an object")
 	case len(duplicates) > 0:
-		return nil, errDuplicate
+		return nil, ErrDuplicate
 	}
 	m := make(map[string]string, len(values))
 	for k, v := range values {

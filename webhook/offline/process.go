@@ -12,6 +12,7 @@ import (
 	syaml "sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/webhook/agentpod"
+	"github.com/canary-tagger/canary-tagger/webhook/datadogagent"
 	"github.com/canary-tagger/canary-tagger/webhook/internal/obj"
 	"github.com/canary-tagger/canary-tagger/webhook/rollout"
 )
@@ -175,6 +176,9 @@ func objectOps(o map[string]any, at Note, opts Options, wl workloads) ([]jsonpat
 		return ops, notes(at, r.Summary())
 	case "DaemonSet", "ExtendedDaemonSet", "Deployment":
 		ops, r := agentpod.MutateWorkload(o, opts.AgentPod)
+		return ops, notes(at, r.Summary())
+	case datadogagent.Kind: // the rule checks the group (datadoghq.com) and version
+		ops, r := datadogagent.Mutate(o, datadogagent.Options{LabelKey: opts.AgentPod.LabelKey, TagName: opts.AgentPod.TagName})
 		return ops, notes(at, r.Summary())
 	}
 	return nil, nil
