@@ -309,16 +309,15 @@ func configFile(confs map[string]any, at, file string, opts Options) (Result, bo
 		return skip(ReasonConfigFile, fmt.Sprintf("%s comes from ConfigMap %q, which mutate cannot read; %s", at, name, hint)), true
 	}
 	data, k := obj.Lookup(conf.(map[string]any), "configData")
-	switch k {
-	case obj.Absent, obj.Null:
+	if k == obj.Absent || k == obj.Null {
 		return Result{}, false
-	case obj.Other:
-		if _, ok := data.(string); !ok {
-			return unexpected(at+".configData", data), true
-		}
+	}
+	text, ok := data.(string)
+	if !ok {
+		return unexpected(at+".configData", data), true
 	}
 	var settings map[string]any
-	if err := syaml.Unmarshal([]byte(data.(string)), &settings); err != nil {
+	if err := syaml.Unmarshal([]byte(text), &settings); err != nil {
 		return skip(ReasonConfigFile, fmt.Sprintf("%s.configData is not YAML mutate can read (%v); %s", at, err, hint)), true
 	}
 	for key, v := range settings {
