@@ -16,6 +16,8 @@ func FuzzProcess(f *testing.F) {
 	f.Add([]byte("apiVersion: argoproj.io/v1alpha1\nkind: Rollout\nspec:\n  strategy:\n    canary: {steps: [1], stableMetadata: ~}\n"))
 	f.Add([]byte(rolloutHead + "      stableMetadata: &meta\n        labels: {app: web}\n      canaryMetadata: *meta\n"))
 	f.Add([]byte(rolloutHead + "      <<: {stableMetadata: &s {labels: {a: b}}}\n      canaryMetadata: {labels: *s}\n"))
+	f.Add([]byte(ddaHead + "  global:\n    podLabelsAsTags: &m {app: kube_app}\n  override: {nodeAgent: {env: []}}\n"))
+	f.Add([]byte(ddaHead + "  global: {site: x}\n"))
 	opts := Options{}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if opts.AgentPod.Selector == nil {
