@@ -24,7 +24,7 @@ FUZZ_TOOLCHAIN ?= go1.27.3
 KUBEBUILDER_ASSETS := $(CURDIR)/bin/k8s
 export KUBEBUILDER_ASSETS
 
-.PHONY: all build image image-test test unit integration e2e demo demo-down run lint fuzz bench scale soak tools tools-k8s tools-e2e clean help
+.PHONY: all build image image-test test unit integration e2e demo demo-down run lint fuzz bench scale soak tools tools-k8s tools-e2e tools-operator-render clean help
 
 all: build
 
@@ -62,8 +62,7 @@ test: lint unit image-test integration ## unit tests, the image, integration on 
 # Operator builds the same agent containers as pod-labels-as-tags.yaml.
 OPERATOR_RENDERS := test/testdata/datadog-operator
 .PHONY: operator-renders
-operator-renders: ## re-render test/testdata/datadog-operator from its inputs/ with the pinned Operator's operator-render
-	bash hack/tools.sh operator-render
+operator-renders: tools-operator-render ## re-render test/testdata/datadog-operator from its inputs/ with the pinned Operator's operator-render
 	for f in $(OPERATOR_RENDERS)/inputs/*.yaml; do \
 	  bin/e2e/operator-render --kubernetes-version v1.37.2 --dda $$f --output $(OPERATOR_RENDERS)/$$(basename $$f); \
 	done
@@ -72,7 +71,9 @@ operator-renders: ## re-render test/testdata/datadog-operator from its inputs/ w
 manifests: ## write manifests/{default,opt-in,self-managed,self-managed-opt-in,policy} from charts/canary-tagger
 	cd test && $(GO) run ./internal/harness/cmd/manifests
 
-unit: ## rules, handlers, server and CLI tests; the agent-pod rule checked with the Datadog Agent's config code
+# test/agentconfig renders DatadogAgents with the pinned Operator's
+# operator-render, before and after mutate (≈ 3 min cold, then cached).
+unit: tools-operator-render ## rules, handlers, server and CLI tests; the agent-pod and DatadogAgent rules checked with the Datadog Agent's config code (and the Operator's renders)
 	$(GO) test -race -count=1 ./...
 	cd test/agentconfig && $(GO) test -count=1 ./...
 
@@ -125,6 +126,9 @@ tools: tools-e2e ## build every pinned tool into bin/
 
 tools-k8s: ## kube-apiserver, etcd, kubectl into bin/k8s (≈ 6 min cold on 2 cores)
 	bash hack/tools.sh k8s
+
+tools-operator-render: ## the pinned Datadog Operator's operator-render into bin/e2e (≈ 3 min cold on 2 cores)
+	bash hack/tools.sh operator-render
 
 tools-e2e: ## + kube-controller-manager, kube-scheduler, kwok, Argo Rollouts, the Datadog Operator (≈ 20 min cold)
 	bash hack/tools.sh e2e
