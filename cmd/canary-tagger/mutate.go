@@ -11,7 +11,10 @@ const mutateHelp = `Applies canary-tagger's mutation to Kubernetes manifests, as
 at admission: Argo Rollouts with canary steps get the role label in
 stableMetadata/canaryMetadata; Datadog Agent DaemonSets (pod template matching
 --agent-selector) and agent Pods get the label mapped in
-DD_KUBERNETES_POD_LABELS_AS_TAGS. Reads YAML or JSON, multi-document, List
+DD_KUBERNETES_POD_LABELS_AS_TAGS; Datadog Operator DatadogAgents
+(datadoghq.com/v2alpha1) get it in spec.global.podLabelsAsTags, unless the
+Agent would lose a mapping or the Operator would not apply it (the report says
+why). Reads YAML or JSON, multi-document, List
 kinds included, and writes the same stream to stdout: documents it does not
 change are written back byte for byte; changed ones get the JSON Patch
 operations the webhook would send and keep their comments and key order
