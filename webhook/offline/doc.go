@@ -4,8 +4,9 @@
 //
 // It never re-implements a rule. Each document is decoded the way kubectl
 // decodes it (sigs.k8s.io/yaml), handed to rollout.Mutate, agentpod.Mutate*
-// or datadogagent.Mutate, and the JSON Patch operations the rule returns — the very operations the
-// webhook sends to the apiserver — are applied to the document:
+// or datadogagent.Mutate, and the JSON Patch operations the rule returns —
+// the very operations the webhook sends to the apiserver — are applied to
+// the document:
 //
 //   - a document the rules leave alone (no operation) is written back byte
 //     for byte;
