@@ -68,17 +68,27 @@ func checkAgentPods(ctx context.Context, c *cluster, in inputs) []Finding {
 			w.containers[name] = true
 		}
 	}
+	// Without the agent-pod webhook a restart brings the pods back as
+	// they were: the mapping has to come from the Agent's configuration.
+	webhook := in.registration.agents != nil
 	for _, key := range order {
 		w := missing[key]
 		kind, name, _ := strings.Cut(w.ref, "/")
+		why, fix := "created before canary-tagger, and the Agent reads it only at start", restartFix(w.ns, w.ref, w.pods)
+		if !webhook {
+			why, fix = "no agent-pod webhook is installed to add it, and the Agent's configuration does not set it", agentConfigFix(opts)
+		}
 		out = append(out, Finding{Status: Action, Object: kind + "/" + w.ns + "/" + name,
-			Message: fmt.Sprintf("%d Datadog Agent pod(s) started without %q → %q in %s (containers %s): created before canary-tagger, and the Agent reads it only at start",
-				len(w.pods), opts.LabelKey, opts.TagName, agentpod.EnvName, strings.Join(sortedKeys(w.containers), ", ")),
+			Message: fmt.Sprintf("%d Datadog Agent pod(s) started without %q → %q in %s (containers %s): %s",
+				len(w.pods), opts.LabelKey, opts.TagName, agentpod.EnvName, strings.Join(sortedKeys(w.containers), ", "), why),
 			Items: w.pods,
-			Fix:   restartFix(w.ns, w.ref, w.pods)})
+			Fix:   fix})
 	}
 	if len(order) == 0 {
 		msg := fmt.Sprintf("%d Datadog Agent pod(s) patched by the webhook map %q → %q", patched, opts.LabelKey, opts.TagName)
+		if !webhook {
+			msg = fmt.Sprintf("%d Datadog Agent pod(s) map %q → %q (from their own configuration: no agent-pod webhook is installed)", patched, opts.LabelKey, opts.TagName)
+		}
 		if checked == 0 {
 			msg = "no Datadog Agent pod matches " + selDesc
 		}

@@ -163,6 +163,55 @@ func TestCheckRegistration(t *testing.T) {
 	}
 }
 
+// policyBinding is the chart's MutatingAdmissionPolicyBinding for
+// rollouts.admission=policy, with this namespaceSelector.
+func policyBinding(namespaces *metav1.LabelSelector) *admissionv1.MutatingAdmissionPolicyBinding {
+	return &admissionv1.MutatingAdmissionPolicyBinding{ObjectMeta: metav1.ObjectMeta{Name: "canary-tagger-rollouts"},
+		Spec: admissionv1.MutatingAdmissionPolicyBindingSpec{PolicyName: "canary-tagger-rollouts",
+			MatchResources: &admissionv1.MatchResources{NamespaceSelector: namespaces}}}
+}
+
+// With rollouts.admission=policy the binding admits Rollouts: no action
+// for a missing Rollout webhook, and without any webhook configuration
+// (agentPods.enabled=false too) an info line instead of "reinstall".
+func TestCheckRegistrationPolicy(t *testing.T) {
+	agents := hook("agent-pods.canary-tagger.io", "", "pods")
+	policyOK := "ok: Rollouts are labelled by MutatingAdmissionPolicy canary-tagger-rollouts in the apiserver @mutatingadmissionpolicybinding/canary-tagger-rollouts"
+	withPolicy := func(r registration) registration {
+		r.policy = policyBinding(nil)
+		return r
+	}
+	for _, tc := range []struct {
+		name string
+		reg  registration
+		want []string // status: message prefix @object
+	}{
+		{"policy and agent webhook", withPolicy(registered(configOf(agents))), []string{policyOK}},
+		{"policy only", withPolicy(registration{name: "canary-tagger"}), []string{policyOK,
+			"info: not found: no agent-pod webhook (agentPods.enabled=false) @mutatingwebhookconfiguration/canary-tagger"}},
+		{"neither webhook nor policy", registered(configOf(agents)), []string{
+			"action: has no webhook for rollouts.argoproj.io @mutatingwebhookconfiguration/canary-tagger"}},
+		{"binding unreadable", func() registration {
+			r := registered(configOf(agents))
+			r.policyErr = errors.New("forbidden")
+			return r
+		}(), []string{"error: has no webhook for rollouts.argoproj.io; reading the admission policy binding: forbidden @mutatingadmissionpolicybinding/canary-tagger-rollouts"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got := checkRegistration(t.Context(), &cluster{}, inputs{registration: tc.reg})
+			if len(got) != len(tc.want) {
+				t.Fatalf("findings %+v, want %q", got, tc.want)
+			}
+			for i, f := range got {
+				prefix, object, _ := strings.Cut(tc.want[i], " @")
+				if s := string(f.Status) + ": " + f.Message; !strings.HasPrefix(s, prefix) || f.Object != object {
+					t.Errorf("finding %d is %q about %s, want %q… about %s", i, s, f.Object, prefix, object)
+				}
+			}
+		})
+	}
+}
+
 // The registration loaded from a configuration: its Rollout and agent
 // webhooks found as the heal loop finds them (resource, version,
 // operations), whatever their order.
@@ -238,6 +287,15 @@ func TestCheckExcludedNamespaces(t *testing.T) {
 	}
 	if got := checkExcludedNamespaces(t.Context(), &cluster{}, inputs{namespaces: namespaces}); got != nil {
 		t.Errorf("without a Rollout webhook: %+v, want nothing", got)
+	}
+	// rollouts.admission=policy: the binding's namespaceSelector.
+	reg := registered(configOf())
+	reg.policy = policyBinding(clusterWide)
+	got := checkExcludedNamespaces(t.Context(), &cluster{}, inputs{namespaces: namespaces, registration: reg})
+	want := []Finding{{Status: Info, Object: "mutatingadmissionpolicybinding/canary-tagger-rollouts", Items: []string{"kube-system", "legacy"}, Fix: namespaceFix(false),
+		Message: "cluster-wide mode: 2 of 4 namespaces are not covered by canary-tagger-rollouts (1 labelled canary-tagger.io/inject=disabled)"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("with the admission policy: got %+v\nwant %+v", got, want)
 	}
 }
 

@@ -100,6 +100,15 @@ func agentEnvFix(container string) []string {
 	return []string{fmt.Sprintf("# fix %s of container %s in the Datadog Agent's values or manifest, then restart it", agentpod.EnvName, container)}
 }
 
+// agentConfigFix: without an agent-pod webhook the mapping must come from
+// the Agent's own configuration (README, "Which path for which platform").
+func agentConfigFix(opts agentpod.Options) []string {
+	return []string{
+		fmt.Sprintf("canary-tagger mutate -w -f datadog-agent.yaml && kubectl apply -f datadog-agent.yaml   # the Datadog Operator: adds %s: %s to spec.global.podLabelsAsTags", opts.LabelKey, opts.TagName),
+		"helm template ... datadog/datadog | canary-tagger mutate | kubectl apply -f -   # the Datadog chart: or helm upgrade with --post-renderer canary-tagger --post-renderer-args mutate",
+	}
+}
+
 // restartFix restarts agent pods through what owns them (podWorkload's ref).
 func restartFix(ns, ref string, pods []string) []string {
 	switch {

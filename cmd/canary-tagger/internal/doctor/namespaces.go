@@ -3,6 +3,7 @@ package doctor
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -47,16 +48,18 @@ func inScope(s heal.Scope, namespaces map[string]labels.Set, ns string, objLabel
 	return s.Namespaces.Matches(namespaces[ns]) && s.Objects.Matches(labels.Set(objLabels))
 }
 
-// checkExcludedNamespaces lists the namespaces the Rollout webhook's
-// namespaceSelector leaves out, and how one is brought in.
+// checkExcludedNamespaces lists the namespaces the Rollout webhook's (or
+// admission policy binding's) namespaceSelector leaves out, and how one is
+// brought in.
 func checkExcludedNamespaces(_ context.Context, _ *cluster, in inputs) []Finding {
-	w := in.registration.rollouts
-	if w == nil {
+	object, selector, scope, ok := in.registration.rolloutsAdmitted()
+	if !ok {
 		return nil
 	}
+	_, name, _ := strings.Cut(object, "/")
 	var excluded, disabled []string
 	for _, ns := range sortedKeys(in.namespaces) {
-		if inScope(in.registration.rolloutScope, in.namespaces, ns, nil) {
+		if inScope(scope, in.namespaces, ns, nil) {
 			continue
 		}
 		excluded = append(excluded, ns)
@@ -65,9 +68,9 @@ func checkExcludedNamespaces(_ context.Context, _ *cluster, in inputs) []Finding
 		}
 	}
 	optIn := false
-	if w.NamespaceSelector != nil {
-		optIn = w.NamespaceSelector.MatchLabels[injectLabel] == "enabled"
-		for _, e := range w.NamespaceSelector.MatchExpressions {
+	if selector != nil {
+		optIn = selector.MatchLabels[injectLabel] == "enabled"
+		for _, e := range selector.MatchExpressions {
 			if e.Key == injectLabel && e.Operator == metav1.LabelSelectorOpIn {
 				optIn = true
 			}
@@ -77,7 +80,7 @@ func checkExcludedNamespaces(_ context.Context, _ *cluster, in inputs) []Finding
 	if optIn {
 		mode = "namespace opt-in mode"
 	}
-	msg := fmt.Sprintf("%s: %d of %d namespaces are not covered by %s", mode, len(excluded), len(in.namespaces), w.Name)
+	msg := fmt.Sprintf("%s: %d of %d namespaces are not covered by %s", mode, len(excluded), len(in.namespaces), name)
 	if len(disabled) > 0 {
 		msg += fmt.Sprintf(" (%d labelled %s=disabled)", len(disabled), injectLabel)
 	}
@@ -85,7 +88,7 @@ func checkExcludedNamespaces(_ context.Context, _ *cluster, in inputs) []Finding
 	if len(excluded) > 0 && (optIn || len(disabled) > 0) { // else nothing a label brings back
 		fix = namespaceFix(optIn)
 	}
-	return []Finding{{Status: Info, Object: "webhook/" + w.Name, Message: msg, Items: excluded, Fix: fix}}
+	return []Finding{{Status: Info, Object: object, Message: msg, Items: excluded, Fix: fix}}
 }
 
 func listOptions(selector string) metav1.ListOptions {

@@ -65,6 +65,7 @@ func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 		return []Finding{errorFinding("", in.rollouts.err, "listing Rollouts")}
 	}
 	var out []Finding
+	_, _, rolloutScope, _ := in.registration.rolloutsAdmitted()
 	labelled, outOfScope := 0, 0
 	for i := range in.rollouts.items {
 		r := &in.rollouts.items[i]
@@ -72,7 +73,7 @@ func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 		switch {
 		case res.Outcome == outcome.Present:
 			labelled++
-		case !inScope(in.registration.rolloutScope, in.namespaces, r.GetNamespace(), r.GetLabels()):
+		case !inScope(rolloutScope, in.namespaces, r.GetNamespace(), r.GetLabels()):
 			if res.Outcome == outcome.Injected {
 				outOfScope++
 			}

@@ -15,6 +15,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/util/cert"
 
 	"github.com/canary-tagger/canary-tagger/webhook/heal"
@@ -42,6 +43,47 @@ type registration struct {
 	// are the webhooks they name (nil when missing).
 	rolloutScope, agentScope heal.Scope
 	rollouts, agents         *admissionv1.MutatingWebhook
+	// policy is the MutatingAdmissionPolicyBinding the chart names
+	// <name>-rollouts (rollouts.admission=policy), nil when there is none;
+	// policyErr when it could not be read.
+	policy    *admissionv1.MutatingAdmissionPolicyBinding
+	policyErr error
+}
+
+// policyBindingName is the binding the chart renders for
+// rollouts.admission=policy, named after the webhook configuration.
+func policyBindingName(webhookConfiguration string) string { return webhookConfiguration + "-rollouts" }
+
+// rolloutsAdmitted is what admits Rollouts, as findings name it, and the
+// scope it is sent: the Rollout webhook, else the admission policy's
+// binding; ok is false when neither exists.
+func (r registration) rolloutsAdmitted() (object string, namespaces *metav1.LabelSelector, scope heal.Scope, ok bool) {
+	switch {
+	case r.rollouts != nil:
+		return "webhook/" + r.rollouts.Name, r.rollouts.NamespaceSelector, r.rolloutScope, true
+	case r.policy != nil:
+		var objects *metav1.LabelSelector
+		if m := r.policy.Spec.MatchResources; m != nil {
+			namespaces, objects = m.NamespaceSelector, m.ObjectSelector
+		}
+		scope = heal.Scope{Config: r.name, NotHealed: "Rollouts are admitted by a MutatingAdmissionPolicy"}
+		var errNS, errObj error
+		scope.Namespaces, errNS = selectorOf(namespaces)
+		scope.Objects, errObj = selectorOf(objects)
+		if errNS != nil || errObj != nil {
+			scope.Namespaces, scope.Objects = nil, nil // the apiserver refuses such a binding
+		}
+		return "mutatingadmissionpolicybinding/" + r.policy.Name, namespaces, scope, true
+	}
+	return "", nil, r.rolloutScope, false
+}
+
+// selectorOf: an absent selector matches everything, as the apiserver reads it.
+func selectorOf(ls *metav1.LabelSelector) (labels.Selector, error) {
+	if ls == nil {
+		return labels.Everything(), nil
+	}
+	return metav1.LabelSelectorAsSelector(ls)
 }
 
 // registered is the registration of a configuration that was read.
@@ -78,14 +120,24 @@ func (r registration) webhooks() []*admissionv1.MutatingWebhook {
 }
 
 func loadRegistration(ctx context.Context, c *cluster, in *inputs) error {
-	mwc, err := c.core.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, c.opts.WebhookConfiguration, metav1.GetOptions{})
+	name := c.opts.WebhookConfiguration
+	mwc, err := c.core.AdmissionregistrationV1().MutatingWebhookConfigurations().Get(ctx, name, metav1.GetOptions{})
 	switch {
 	case apierrors.IsNotFound(err):
-		in.registration = registration{name: c.opts.WebhookConfiguration, rolloutScope: heal.Missing(c.opts.WebhookConfiguration)}
+		in.registration = registration{name: name, rolloutScope: heal.Missing(name)}
 	case err != nil:
-		in.registration = registration{name: c.opts.WebhookConfiguration, err: err}
+		in.registration = registration{name: name, err: err}
 	default:
 		in.registration = registered(mwc)
+	}
+	// Before Kubernetes 1.36 the API is not served: NotFound too.
+	binding, err := c.core.AdmissionregistrationV1().MutatingAdmissionPolicyBindings().Get(ctx, policyBindingName(name), metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+	case err != nil:
+		in.registration.policyErr = err
+	default:
+		in.registration.policy = binding
 	}
 	return nil
 }
@@ -93,17 +145,28 @@ func loadRegistration(ctx context.Context, c *cluster, in *inputs) error {
 // checkRegistration: the configuration exists and has both webhooks.
 func checkRegistration(_ context.Context, _ *cluster, in inputs) []Finding {
 	r, obj := in.registration, in.registration.object()
+	var out []Finding
+	if r.policy != nil {
+		out = append(out, Finding{Status: OK, Object: "mutatingadmissionpolicybinding/" + r.policy.Name,
+			Message: fmt.Sprintf("Rollouts are labelled by MutatingAdmissionPolicy %s in the apiserver (rollouts.admission=policy)", r.policy.Spec.PolicyName)})
+	}
 	switch {
 	case r.err != nil:
-		return []Finding{errorFinding(obj, r.err, "reading the webhook configuration")}
+		return append(out, errorFinding(obj, r.err, "reading the webhook configuration"))
+	case r.config == nil && r.policy != nil:
+		return append(out, Finding{Status: Info, Object: obj,
+			Message: "not found: no agent-pod webhook (agentPods.enabled=false), so Datadog Agent pods get the mapping only from their own configuration"})
 	case r.config == nil:
-		return []Finding{{Status: Action, Object: obj,
+		return append(out, Finding{Status: Action, Object: obj,
 			Message: "not found: canary-tagger is not registered, so no Rollout or agent pod is labelled (every finding below is checked against all namespaces)",
-			Fix:     installFix}}
+			Fix:     installFix})
 	}
-	var out []Finding
-	if r.rollouts == nil {
-		out = append(out, Finding{Status: Action, Object: obj, Message: "has no webhook for rollouts.argoproj.io: Rollouts are not labelled", Fix: installFix})
+	if r.rollouts == nil && r.policy == nil {
+		if r.policyErr != nil {
+			out = append(out, errorFinding("mutatingadmissionpolicybinding/"+policyBindingName(r.name), r.policyErr, "has no webhook for rollouts.argoproj.io; reading the admission policy binding"))
+		} else {
+			out = append(out, Finding{Status: Action, Object: obj, Message: "has no webhook for rollouts.argoproj.io: Rollouts are not labelled", Fix: installFix})
+		}
 	}
 	if r.agents == nil {
 		out = append(out, Finding{Status: Action, Object: obj, Message: "has no webhook for pods: Datadog Agent pods do not get the tag mapping", Fix: installFix})
