@@ -38,7 +38,7 @@ func TestDoctorHeal(t *testing.T) {
 				ObjectMeta: metav1.ObjectMeta{Labels: map[string]string{"app": "canary-tagger"}},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{
 					Name: "canary-tagger", Image: "canary-tagger:test",
-					Args: []string{"serve", "--port=9443", "--webhook-config-name=" + cfg, "--heal-interval=1m", "--leader-elect", "--leader-election-namespace=$(POD_NAMESPACE)"},
+					Args: []string{"serve", "--port=9443", "--webhook-config-name=" + cfg, "--heal-interval=1m", "--heal-agent-pods", "--leader-elect", "--leader-election-namespace=$(POD_NAMESPACE)"},
 					Env:  []corev1.EnvVar{{Name: "POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}}},
 				}}},
 			},
@@ -70,8 +70,15 @@ func TestDoctorHeal(t *testing.T) {
 	}
 	leader, _, _ := strings.Cut(*lease.Spec.HolderIdentity, "_")
 
+	// An agent DaemonSet whose pod was admitted while the webhook was down:
+	// the Deployment's --heal-agent-pods restarts it (doctor reads the flag;
+	// the healer here heals Rollouts only).
+	ds := agentDaemonSet(ns)
+	must(t, env.Client.Create(ctx, ds))
+
 	stopWebhook(t)
 	createRollout(t, ns, "old", nil)
+	must(t, env.Client.Create(ctx, podForDaemonSet(ds, "node-a")))
 	restoreDefault(t)
 	object := "rollout/" + ns + "/old"
 
@@ -80,8 +87,12 @@ func TestDoctorHeal(t *testing.T) {
 	if code != 1 {
 		t.Errorf("exit %d with an unlabelled Rollout healing will repair, want 1 (still a finding)\n%s", code, rep)
 	}
-	if f := rep.find("heal", "ok", "deployment/"+ns+"/canary-tagger"); len(f) != 1 || f[0].Message != "healing on, every 1m, leader "+leader {
-		t.Errorf("want ok: healing on, every 1m, leader %s\n%s", leader, rep)
+	if f := rep.find("heal", "ok", "deployment/"+ns+"/canary-tagger"); len(f) != 1 || f[0].Message != "healing on (Agent workloads restarted too: --heal-agent-pods), every 1m, leader "+leader {
+		t.Errorf("want ok: healing on (Agent workloads restarted too: --heal-agent-pods), every 1m, leader %s\n%s", leader, rep)
+	}
+	if f := rep.find("agent-pod", "action", "daemonset/"+ns+"/"+ds.Name); len(f) != 1 || !strings.HasSuffix(f[0].Message, "healing restarts it within 1m") || len(f[0].Fix) != 2 ||
+		!strings.HasPrefix(f[0].Fix[0], "# wait: healing restarts it within 1m") || !strings.Contains(f[0].Fix[1], "rollout restart daemonset/"+ds.Name) {
+		t.Errorf("want the agent DaemonSet's action to say healing restarts it, the wait first among its fixes:\n%s", rep)
 	}
 	f := rep.find("rollout", "action", object)
 	if len(f) != 1 || !strings.HasSuffix(f[0].Message, "healing repairs this within 1m") || len(f[0].Fix) != 2 ||

@@ -124,19 +124,12 @@ func runFix(t *testing.T, fix string) {
 	mustKubectl(t, fields[1:]...)
 }
 
-// TestDoctorObjectsFromBeforeRegistration: with the configuration deleted, doctor
-// says so, and a Rollout and an agent pod created meanwhile are listed with
-// the command that fixes them; after the fixes, nothing is left in the
-// namespace.
-func TestDoctorObjectsFromBeforeRegistration(t *testing.T) {
-	ns := newNamespace(t, nil)
-	ctx := t.Context()
-
-	// An agent DaemonSet shaped like the Datadog chart's: the component
-	// label, and agent containers with a mapping of their own.
+// agentDaemonSet is an agent DaemonSet shaped like the Datadog chart's: the
+// component label, and agent containers with a mapping of their own.
+func agentDaemonSet(ns string) *appsv1.DaemonSet {
 	agentLabels := map[string]string{"app": "dd-agent", "agent.datadoghq.com/component": "agent"}
 	agentEnv := []corev1.EnvVar{{Name: "DD_KUBERNETES_POD_LABELS_AS_TAGS", Value: `{"app":"kube_app"}`}}
-	ds := &appsv1.DaemonSet{
+	return &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dd-agent", Labels: agentLabels},
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "dd-agent"}},
@@ -149,6 +142,17 @@ func TestDoctorObjectsFromBeforeRegistration(t *testing.T) {
 			},
 		},
 	}
+}
+
+// TestDoctorObjectsFromBeforeRegistration: with the configuration deleted, doctor
+// says so, and a Rollout and an agent pod created meanwhile are listed with
+// the command that fixes them; after the fixes, nothing is left in the
+// namespace.
+func TestDoctorObjectsFromBeforeRegistration(t *testing.T) {
+	ns := newNamespace(t, nil)
+	ctx := t.Context()
+
+	ds := agentDaemonSet(ns)
 	must(t, env.Client.Create(ctx, ds))
 
 	must(t, env.UninstallWebhookConfiguration(ctx))

@@ -34,6 +34,7 @@ func checkAgentPods(ctx context.Context, c *cluster, in inputs) []Finding {
 		ns, ref    string // e.g. daemonset/datadog-agent
 		pods       []string
 		containers map[string]bool
+		podLabels  map[string]string // of its first pod
 	}
 	var out []Finding
 	missing := map[string]*workload{}
@@ -59,7 +60,7 @@ func checkAgentPods(ctx context.Context, c *cluster, in inputs) []Finding {
 		key := p.GetNamespace() + "/" + ref
 		w := missing[key]
 		if w == nil {
-			w = &workload{ns: p.GetNamespace(), ref: ref, containers: map[string]bool{}}
+			w = &workload{ns: p.GetNamespace(), ref: ref, containers: map[string]bool{}, podLabels: p.GetLabels()}
 			missing[key] = w
 			order = append(order, key)
 		}
@@ -75,6 +76,10 @@ func checkAgentPods(ctx context.Context, c *cluster, in inputs) []Finding {
 		w := missing[key]
 		kind, name, _ := strings.Cut(w.ref, "/")
 		why, fix := "created before canary-tagger, and the Agent reads it only at start", restartFix(w.ns, w.ref, w.pods)
+		if within, heals := in.healing.restarts(in.namespaces[w.ns], w.podLabels, w.ref); heals && webhook {
+			why += "; healing restarts it within " + within
+			fix = healRestartFix(within, fix)
+		}
 		if !webhook {
 			why, fix = "no agent-pod webhook is installed to add it, and the Agent's configuration does not set it", agentConfigFix(opts)
 		}

@@ -22,7 +22,7 @@ var checks = []check{
 	{name: "heal", category: Heal, needs: []input{healState}, run: checkHealing},
 	{name: "rollout-labels", category: Rollout, needs: []input{webhookRegistration, namespaceLabels, storedRollouts, healState}, run: checkRollouts},
 	{name: "promoted-canary-pods", category: PromotedCanary, needs: []input{storedRollouts}, run: checkPromoted},
-	{name: "agent-pod-mapping", category: AgentPod, needs: []input{webhookRegistration, namespaceLabels}, run: checkAgentPods},
+	{name: "agent-pod-mapping", category: AgentPod, needs: []input{webhookRegistration, namespaceLabels, healState}, run: checkAgentPods},
 	{name: "argo-rollouts-version", category: ArgoRollouts, run: checkArgoController},
 }
 

@@ -148,6 +148,12 @@ func leaseFix(ns, lease string, dep *appsv1.Deployment) []string {
 	}
 }
 
+// healRestartFix: with --heal-agent-pods the heal loop restarts the
+// workload at its next pass; the restart that does it now stays, after.
+func healRestartFix(within string, now []string) []string {
+	return append([]string{fmt.Sprintf("# wait: healing restarts it within %s (serve's --heal-interval, --heal-agent-pods); or, now:", within)}, now...)
+}
+
 // healWaitFix: the heal loop writes what admission missed at its next pass;
 // the fix that does it now stays, after.
 func healWaitFix(within string, now []string) []string {

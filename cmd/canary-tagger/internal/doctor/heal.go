@@ -22,6 +22,7 @@ import (
 // keeps them in step): doctor reads them from the install's Deployment.
 var ServeFlagDefaults = map[string]string{
 	"heal":                      "true",
+	"heal-agent-pods":           "false",
 	"heal-interval":             heal.DefaultInterval.String(),
 	"leader-elect":              "false",
 	"leader-election-namespace": "",
@@ -44,6 +45,9 @@ type healing struct {
 	interval             string
 	leaseNamespace       string
 	scope                heal.Scope
+	// agentPods is --heal-agent-pods; agentScope the pods it restarts for.
+	agentPods  bool
+	agentScope heal.Scope
 	// lease is nil when it does not exist; holder is the replica that
 	// holds it ("" when released or expired at the time of reading).
 	lease  *coordinationv1.Lease
@@ -54,6 +58,16 @@ type healing struct {
 // object with objLabels in a namespace with nsLabels, and within what.
 func (h healing) repairs(nsLabels, objLabels map[string]string) (string, bool) {
 	on := h.deployment != nil && h.enabled && h.scope.Covers(nsLabels, objLabels) && (!h.leaderElect || h.holder != "")
+	return h.interval, on
+}
+
+// restarts says whether the heal loop restarts ref (daemonset/NAME or
+// deployment/NAME, what owns an Agent pod with podLabels in a namespace
+// with nsLabels) because its pods lack the mapping, and within what.
+func (h healing) restarts(nsLabels, podLabels map[string]string, ref string) (string, bool) {
+	kind, _, _ := strings.Cut(ref, "/")
+	on := h.deployment != nil && h.enabled && h.agentPods && (kind == "daemonset" || kind == "deployment") &&
+		h.agentScope.Covers(nsLabels, podLabels) && (!h.leaderElect || h.holder != "")
 	return h.interval, on
 }
 
@@ -87,6 +101,7 @@ func readHealing(ctx context.Context, c *cluster, reg registration) healing {
 		return h
 	}
 	h.enabled, h.leaderElect = flags["heal"] != "false", flags["leader-elect"] == "true"
+	h.agentPods = flags["heal-agent-pods"] == "true"
 	h.interval = flags["heal-interval"]
 	if d, err := time.ParseDuration(h.interval); err == nil {
 		h.interval = shortDuration(d)
@@ -101,7 +116,7 @@ func readHealing(ctx context.Context, c *cluster, reg registration) healing {
 	if reg.err != nil {
 		return healing{err: reg.err, doing: "reading the heal scope"}
 	}
-	h.scope = reg.rolloutScope
+	h.scope, h.agentScope = reg.rolloutScope, reg.agentScope
 	if !h.leaderElect {
 		return h
 	}
@@ -248,7 +263,7 @@ func checkHealing(_ context.Context, c *cluster, in inputs) []Finding {
 		return []Finding{{Status: Info, Object: dep,
 			Message: "healing off (--heal=false): a Rollout admitted while the webhook was unreachable keeps missing its labels until it is updated again",
 			Fix:     healOnFix(h.deployment)}}
-	case !h.scope.Heals():
+	case !h.scope.Heals() && !(h.agentPods && h.agentScope.Heals()):
 		return []Finding{{Status: Info, Object: dep, Message: "healing on, but it repairs nothing: " + h.scope.NotHealed}}
 	case h.leaderElect && h.lease == nil:
 		return []Finding{{Status: Action, Object: h.leaseObject(),
@@ -262,8 +277,13 @@ func checkHealing(_ context.Context, c *cluster, in inputs) []Finding {
 		return []Finding{{Status: Action, Object: h.leaseObject(),
 			Message: fmt.Sprintf("healing on with --leader-elect, but no replica holds the Lease (%s): nothing is healed until one takes it", last),
 			Fix:     leaseFix(h.leaseNamespace, heal.LeaseName(h.scope.Config), h.deployment)}}
-	case h.leaderElect:
-		return []Finding{{Status: OK, Object: dep, Message: fmt.Sprintf("healing on, every %s, leader %s", h.interval, podOf(h.holder))}}
 	}
-	return []Finding{{Status: OK, Object: dep, Message: fmt.Sprintf("healing on, every %s, on every replica (no --leader-elect)", h.interval)}}
+	what := ""
+	if h.agentPods {
+		what = " (Agent workloads restarted too: --heal-agent-pods)"
+	}
+	if h.leaderElect {
+		return []Finding{{Status: OK, Object: dep, Message: fmt.Sprintf("healing on%s, every %s, leader %s", what, h.interval, podOf(h.holder))}}
+	}
+	return []Finding{{Status: OK, Object: dep, Message: fmt.Sprintf("healing on%s, every %s, on every replica (no --leader-elect)", what, h.interval)}}
 }

@@ -47,9 +47,10 @@ func TestServeFlags(t *testing.T) {
 		cfg  string
 		want map[string]string // nil: not this install's
 	}{
-		{"chart", serveDeployment(chartArgs...), "canary-tagger", map[string]string{"heal": "true", "heal-interval": "1m", "leader-elect": "true", "leader-election-namespace": "tagging", "webhook-config-name": "canary-tagger"}},
-		{"heal off, values after a space", serveDeployment("--heal=false", "--webhook-config-name", "ct", "-heal-interval", "30s"), "ct", map[string]string{"heal": "false", "heal-interval": "30s", "leader-elect": "false", "leader-election-namespace": "", "webhook-config-name": "ct"}},
-		{"the last one wins", serveDeployment("--webhook-config-name=canary-tagger", "--leader-elect", "--leader-elect=false"), "canary-tagger", map[string]string{"heal": "true", "heal-interval": "1m0s", "leader-elect": "false", "leader-election-namespace": "", "webhook-config-name": "canary-tagger"}},
+		{"chart", serveDeployment(chartArgs...), "canary-tagger", map[string]string{"heal": "true", "heal-agent-pods": "false", "heal-interval": "1m", "leader-elect": "true", "leader-election-namespace": "tagging", "webhook-config-name": "canary-tagger"}},
+		{"heal off, values after a space", serveDeployment("--heal=false", "--webhook-config-name", "ct", "-heal-interval", "30s"), "ct", map[string]string{"heal": "false", "heal-agent-pods": "false", "heal-interval": "30s", "leader-elect": "false", "leader-election-namespace": "", "webhook-config-name": "ct"}},
+		{"the last one wins", serveDeployment("--webhook-config-name=canary-tagger", "--leader-elect", "--leader-elect=false"), "canary-tagger", map[string]string{"heal": "true", "heal-agent-pods": "false", "heal-interval": "1m0s", "leader-elect": "false", "leader-election-namespace": "", "webhook-config-name": "canary-tagger"}},
+		{"agent pods healed", serveDeployment(append(chartArgs, "--heal-agent-pods")...), "canary-tagger", map[string]string{"heal": "true", "heal-agent-pods": "true", "heal-interval": "1m", "leader-elect": "true", "leader-election-namespace": "tagging", "webhook-config-name": "canary-tagger"}},
 		{"another configuration", serveDeployment(chartArgs...), "other", nil},
 		{"no configuration named (older than healing)", serveDeployment(), "canary-tagger", nil},
 		{"not serve", func() *appsv1.Deployment {
@@ -217,5 +218,44 @@ func TestCheckRolloutsWithHealing(t *testing.T) {
 	}
 	if want := "# wait: healing repairs this within 1m (serve's --heal-interval); or, now:"; got[0].Fix[0] != want {
 		t.Errorf("first fix %q, want %q", got[0].Fix[0], want)
+	}
+}
+
+// Which Agent workloads the heal loop restarts (--heal-agent-pods): a
+// DaemonSet or Deployment whose pods are in the agent webhook's scope,
+// while a replica heals.
+func TestHealingRestarts(t *testing.T) {
+	agents := hook("agent-pods.canary-tagger.io", "", "pods")
+	agents.ObjectSelector = &metav1.LabelSelector{MatchLabels: map[string]string{"app": "dd-agent"}}
+	reg := registered(configOf(agents))
+	on := healing{deployment: serveDeployment(chartArgs...), enabled: true, interval: "1m", leaderElect: true, holder: "canary-tagger-7d9f-x2k4p_4f1c",
+		agentPods: true, agentScope: reg.agentScope}
+	agentPod := map[string]string{"app": "dd-agent"}
+	for _, tc := range []struct {
+		name      string
+		edit      func(h *healing)
+		podLabels map[string]string
+		ref       string
+		want      bool
+	}{
+		{"daemonset", nil, agentPod, "daemonset/dd-agent", true},
+		{"deployment", nil, agentPod, "deployment/dd-cluster-agent", true},
+		{"extendeddaemonsetreplicaset", nil, agentPod, "extendeddaemonsetreplicaset/dd-agent-x", false},
+		{"bare pod", nil, agentPod, "pod/dd-agent-x", false},
+		{"out of the webhook's scope", nil, map[string]string{"app": "other"}, "daemonset/dd-agent", false},
+		{"without --heal-agent-pods", func(h *healing) { h.agentPods = false }, agentPod, "daemonset/dd-agent", false},
+		{"healing off", func(h *healing) { h.enabled = false }, agentPod, "daemonset/dd-agent", false},
+		{"no leader", func(h *healing) { h.holder = "" }, agentPod, "daemonset/dd-agent", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := on
+			if tc.edit != nil {
+				tc.edit(&h)
+			}
+			within, got := h.restarts(labels.Set{"kubernetes.io/metadata.name": "datadog"}, tc.podLabels, tc.ref)
+			if got != tc.want || (got && within != "1m") {
+				t.Errorf("restarts: %q, %t; want %t", within, got, tc.want)
+			}
+		})
 	}
 }
