@@ -125,6 +125,8 @@ func up(ctx context.Context, o options) (*cluster, error) {
 		}
 		logf("canary-tagger: built %s", bin)
 		c.binary = "built from this repository"
+	} else if rel, err := filepath.Rel(c.repo, bin); err == nil && !strings.HasPrefix(rel, "..") {
+		c.binary = rel // the report is committed: no machine's paths in it
 	} else {
 		c.binary = bin
 	}
