@@ -41,8 +41,8 @@ func TestDoctorPolicy(t *testing.T) {
 		t.Errorf("want the namespaces the binding leaves out, %s among them:\n%s", optedOut, rep)
 	}
 	f := rep.find("rollout", "action", "rollout/"+ns+"/demo")
-	if len(f) != 1 {
-		t.Fatalf("want one action for rollout/%s/demo:\n%s", ns, rep)
+	if len(f) != 1 || !strings.Contains(f[0].Message, "created before the admission policy was installed") {
+		t.Fatalf("want one action for rollout/%s/demo, saying the policy missed it:\n%s", ns, rep)
 	}
 	runFix(t, f[0].Fix[0])
 	wantInjected(t, getRollout(t, ns, "demo"))

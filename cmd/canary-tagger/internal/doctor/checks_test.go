@@ -338,7 +338,7 @@ func TestRolloutFinding(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, res := rollout.Mutate(tc.rollout.Object, opts, nil)
-			got, ok := rolloutFinding(c, tc.rollout, res)
+			got, ok := rolloutFinding(c, tc.rollout, res, false)
 			if !ok {
 				t.Fatalf("no finding for %+v", res)
 			}
@@ -362,9 +362,15 @@ func TestRolloutFinding(t *testing.T) {
 	optedOut.SetAnnotations(map[string]string{rollout.OptOutAnnotation: "false"})
 	for name, r := range map[string]*unstructured.Unstructured{"labelled": labelled, "opted out": optedOut} {
 		_, res := rollout.Mutate(r.Object, opts, nil)
-		if f, ok := rolloutFinding(c, r, res); ok {
+		if f, ok := rolloutFinding(c, r, res, false); ok {
 			t.Errorf("%s (%s): finding %+v, want none", name, res.Outcome, f)
 		}
+	}
+	// rollouts.admission=policy: the policy, not the webhook, is named.
+	unlabelled := canaryRollout(nil)
+	_, res := rollout.Mutate(unlabelled.Object, opts, nil)
+	if f, _ := rolloutFinding(c, unlabelled, res, true); !strings.HasSuffix(f.Message, "created before the admission policy was installed; any update goes through the policy, which adds it") {
+		t.Errorf("with the admission policy: message %q", f.Message)
 	}
 }
 

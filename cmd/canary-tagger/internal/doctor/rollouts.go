@@ -66,6 +66,7 @@ func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 	}
 	var out []Finding
 	_, _, rolloutScope, _ := in.registration.rolloutsAdmitted()
+	policy := in.registration.rollouts == nil && in.registration.policy != nil
 	labelled, outOfScope := 0, 0
 	for i := range in.rollouts.items {
 		r := &in.rollouts.items[i]
@@ -78,7 +79,7 @@ func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 				outOfScope++
 			}
 		default:
-			if f, ok := rolloutFinding(c, r, res); ok {
+			if f, ok := rolloutFinding(c, r, res, policy); ok {
 				// Only what the rule adds is healed: clashes, opt-outs and
 				// fields of an unexpected type never are.
 				if within, heals := in.healing.repairs(in.namespaces[r.GetNamespace()], r.GetLabels()); heals && res.Outcome == outcome.Injected {
@@ -91,32 +92,38 @@ func checkRollouts(ctx context.Context, c *cluster, in inputs) []Finding {
 	}
 	msg := fmt.Sprintf("%d canary Rollout(s) carry the %q label in their ephemeral metadata", labelled, c.opts.Rules.Rollout.LabelKey)
 	if outOfScope > 0 {
-		msg += fmt.Sprintf("; %d in namespaces the webhook does not cover are left as they are", outOfScope)
+		msg += fmt.Sprintf("; %d in namespaces canary-tagger does not cover are left as they are", outOfScope)
 	}
 	return append(out, Finding{Status: OK, Message: msg})
 }
 
 // rolloutFinding is what the Rollout rule's result on a Rollout in scope
 // says needs doing, if anything.
-func rolloutFinding(c *cluster, r *unstructured.Unstructured, res rollout.Result) (Finding, bool) {
+// policy says the Rollouts are admitted by the admission policy
+// (rollouts.admission=policy) rather than the webhook.
+func rolloutFinding(c *cluster, r *unstructured.Unstructured, res rollout.Result, policy bool) (Finding, bool) {
 	ns, name := r.GetNamespace(), r.GetName()
 	obj := "rollout/" + ns + "/" + name
 	key := c.opts.Rules.Rollout.LabelKey
 	summary := res.Summary()
+	by, missed := "the webhook", "created before canary-tagger was installed or while the webhook was down; any update goes through the webhook and adds it"
+	if policy {
+		by, missed = "the admission policy", "created before the admission policy was installed; any update goes through the policy, which adds it"
+	}
 	switch {
 	case res.Outcome == outcome.Injected:
 		return Finding{Status: Action, Object: obj,
-			Message: fmt.Sprintf("canary Rollout without the %q label in its ephemeral metadata: created before canary-tagger was installed or while the webhook was down; any update goes through the webhook and adds it", key),
+			Message: fmt.Sprintf("canary Rollout without the %q label in its ephemeral metadata: %s", key, missed),
 			Items:   summary.Added,
 			Fix:     reapplyFix(ns, name, c.opts.Now())}, true
 	case res.Outcome == outcome.Conflict:
 		return Finding{Status: Action, Object: obj,
-			Message: "skipped by the webhook because of a conflict: " + strings.Join(summary.Warnings, "; "),
+			Message: "skipped by " + by + " because of a conflict: " + strings.Join(summary.Warnings, "; "),
 			Reason:  summary.Reason,
 			Fix:     conflictFix(ns, name, key, res)}, true
 	case res.Outcome == outcome.Skipped && res.Reason == rollout.ReasonUnexpectedType:
 		return Finding{Status: Action, Object: obj,
-			Message: "skipped by the webhook: a field has an unexpected type",
+			Message: "skipped by " + by + ": a field has an unexpected type",
 			Reason:  summary.Reason,
 			Fix:     editRolloutFix(ns, name, res.Detail)}, true
 	}
