@@ -19,21 +19,41 @@ const argoVersionLabel = "app.kubernetes.io/version"
 // (test/tools/argo), suggested as the upgrade.
 const TestedArgoRollouts = "v1.10.2"
 
+// deploymentList is every Deployment, read once for the checks that look
+// for a program among them (serve, the Argo Rollouts controller); err when
+// listing failed, which each of them reports.
+type deploymentList struct {
+	items []appsv1.Deployment
+	err   error
+}
+
+func loadDeployments(ctx context.Context, c *cluster, in *inputs) error {
+	in.deployments = listDeployments(ctx, c)
+	return nil
+}
+
+func listDeployments(ctx context.Context, c *cluster) deploymentList {
+	list, err := c.core.AppsV1().Deployments("").List(ctx, listOptions(""))
+	if err != nil {
+		return deploymentList{err: err}
+	}
+	return deploymentList{items: list.Items}
+}
+
 // checkArgoController finds Argo Rollouts controller Deployments (image
 // repository named argo-rollouts) and reads their version from the image
 // tag, else from the version label.
-func checkArgoController(ctx context.Context, c *cluster, _ inputs) []Finding {
+func checkArgoController(_ context.Context, c *cluster, in inputs) []Finding {
 	minimum, ok := parseVersion(c.opts.MinArgoRollouts)
 	if !ok {
 		return []Finding{{Status: Error, Message: fmt.Sprintf("minimum Argo Rollouts version %q is not a version", c.opts.MinArgoRollouts)}}
 	}
-	deps, err := c.core.AppsV1().Deployments("").List(ctx, listOptions(""))
-	if err != nil {
+	if err := in.deployments.err; err != nil {
 		return []Finding{errorFinding("", err, "listing Deployments to find the Argo Rollouts controller")}
 	}
 	var out []Finding
-	for i := range deps.Items {
-		dep := &deps.Items[i]
+	for i := range in.deployments.items {
+		dep := &in.deployments.items[i]
 		ctr := controllerContainer(dep)
 		if ctr == nil {
 			continue

@@ -23,7 +23,7 @@ var checks = []check{
 	{name: "rollout-labels", category: Rollout, needs: []input{webhookRegistration, namespaceLabels, storedRollouts, healState}, run: checkRollouts},
 	{name: "promoted-canary-pods", category: PromotedCanary, needs: []input{storedRollouts}, run: checkPromoted},
 	{name: "agent-pod-mapping", category: AgentPod, needs: []input{webhookRegistration, namespaceLabels, healState}, run: checkAgentPods},
-	{name: "argo-rollouts-version", category: ArgoRollouts, run: checkArgoController},
+	{name: "argo-rollouts-version", category: ArgoRollouts, needs: []input{storedDeployments}, run: checkArgoController},
 }
 
 // A check is one entry of the list: what it reads and how it decides.
@@ -52,6 +52,7 @@ const (
 	namespaceLabels     input = "every namespace's labels"
 	webhookRegistration input = "the webhook configuration and its two webhooks"
 	storedRollouts      input = "the Rollouts, as stored"
+	storedDeployments   input = "every Deployment, as stored"
 	healState           input = "how the install heals: serve's flags, the heal scope, the Lease"
 	earlierFindings     input = "the findings of the checks before, by check name"
 )
@@ -61,6 +62,7 @@ type inputs struct {
 	namespaces   map[string]labels.Set
 	registration registration
 	rollouts     rolloutList
+	deployments  deploymentList
 	healing      healing
 	earlier      map[string][]Finding
 }
@@ -74,6 +76,7 @@ var steps = []struct {
 	{namespaceLabels, loadNamespaces},
 	{webhookRegistration, loadRegistration},
 	{storedRollouts, loadRollouts},
+	{storedDeployments, loadDeployments},
 	{healState, loadHealing},
 }
 
@@ -88,6 +91,8 @@ func (in inputs) only(needs []input) inputs {
 			view.registration = in.registration
 		case storedRollouts:
 			view.rollouts = in.rollouts
+		case storedDeployments:
+			view.deployments = in.deployments
 		case healState:
 			view.healing = in.healing
 		case earlierFindings:

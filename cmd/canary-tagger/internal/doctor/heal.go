@@ -77,23 +77,22 @@ func (h healing) leaseObject() string {
 }
 
 func loadHealing(ctx context.Context, c *cluster, in *inputs) error {
-	in.healing = readHealing(ctx, c, in.registration)
+	in.healing = readHealing(ctx, c, in.registration, in.deployments)
 	return nil
 }
 
-// readHealing reads serve's Deployment and the Lease; the scope is the
-// registration's, read as the heal loop reads it.
-func readHealing(ctx context.Context, c *cluster, reg registration) healing {
+// readHealing finds serve's Deployment among deps and reads the Lease; the
+// scope is the registration's, read as the heal loop reads it.
+func readHealing(ctx context.Context, c *cluster, reg registration, deps deploymentList) healing {
 	cfg := c.opts.WebhookConfiguration
-	deps, err := c.core.AppsV1().Deployments("").List(ctx, listOptions(""))
-	if err != nil {
-		return healing{err: err, doing: "listing Deployments to find the one that runs canary-tagger serve"}
+	if deps.err != nil {
+		return healing{err: deps.err, doing: "listing Deployments to find the one that runs canary-tagger serve"}
 	}
 	var h healing
 	var flags map[string]string
-	for i := range deps.Items {
-		if flags = serveFlags(&deps.Items[i], cfg); flags != nil {
-			h.deployment = &deps.Items[i]
+	for i := range deps.items {
+		if flags = serveFlags(&deps.items[i], cfg); flags != nil {
+			h.deployment = &deps.items[i]
 			break
 		}
 	}

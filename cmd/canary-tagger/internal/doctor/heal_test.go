@@ -107,7 +107,7 @@ func rolloutsConfig(nsSelector *metav1.LabelSelector) *admissionv1.MutatingWebho
 func TestReadHealing(t *testing.T) {
 	c := &cluster{opts: Options{WebhookConfiguration: "canary-tagger", Now: func() time.Time { return healNow }},
 		core: fake.NewClientset(serveDeployment(chartArgs...), rolloutsConfig(nil), lease("canary-tagger-7d9f-x2k4p_4f1c", time.Second))}
-	h := readHealing(t.Context(), c, registered(rolloutsConfig(nil)))
+	h := readHealing(t.Context(), c, registered(rolloutsConfig(nil)), listDeployments(t.Context(), c))
 	if h.err != nil || h.deployment == nil || !h.enabled || !h.leaderElect || h.interval != "1m" || h.leaseNamespace != "tagging" ||
 		!h.scope.Heals() || h.holder != "canary-tagger-7d9f-x2k4p_4f1c" {
 		t.Fatalf("got %+v", h)
@@ -117,12 +117,12 @@ func TestReadHealing(t *testing.T) {
 	}
 	// No Deployment runs serve: not known, and nothing else read.
 	c.core = fake.NewClientset(rolloutsConfig(nil))
-	if h := readHealing(t.Context(), c, registered(rolloutsConfig(nil))); h.err != nil || h.deployment != nil {
+	if h := readHealing(t.Context(), c, registered(rolloutsConfig(nil)), listDeployments(t.Context(), c)); h.err != nil || h.deployment != nil {
 		t.Errorf("without a serve Deployment: %+v", h)
 	}
 	// The configuration could not be read: neither can the scope.
 	c.core = fake.NewClientset(serveDeployment(chartArgs...))
-	if h := readHealing(t.Context(), c, registration{name: "canary-tagger", err: errors.New("forbidden")}); h.err == nil {
+	if h := readHealing(t.Context(), c, registration{name: "canary-tagger", err: errors.New("forbidden")}, listDeployments(t.Context(), c)); h.err == nil {
 		t.Errorf("with an unreadable configuration: %+v, want its error", h)
 	}
 }
