@@ -123,6 +123,12 @@ func ScrapeAPIServer(ctx context.Context, rc rest.Interface, families ...string)
 	if err != nil {
 		return nil, fmt.Errorf("apiserver /metrics: %w", err)
 	}
+	return ParseFamilies(raw, families...)
+}
+
+// ParseFamilies parses the named families (as ScrapeAPIServer matches
+// them) of a Prometheus text exposition.
+func ParseFamilies(raw []byte, families ...string) (Metrics, error) {
 	var kept bytes.Buffer
 	for line := range bytes.Lines(raw) {
 		name := line
@@ -141,7 +147,7 @@ func ScrapeAPIServer(ctx context.Context, rc rest.Interface, families ...string)
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	parsed, err := p.TextToMetricFamilies(&kept)
 	if err != nil {
-		return nil, fmt.Errorf("parsing apiserver /metrics: %w", err)
+		return nil, fmt.Errorf("parsing /metrics: %w", err)
 	}
 	return Metrics(parsed), nil
 }

@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/canary-tagger/canary-tagger/test/internal/harness"
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // relocate must give kubectl a stream in which every namespaced object of the
@@ -72,7 +73,11 @@ apiserver_admission_webhook_request_total{code="200",name="agent-pods.canary-tag
 apiserver_admission_webhook_fail_open_count{name="agent-pods.canary-tagger.io",type="admit"} 1
 apiserver_admission_webhook_rejection_count{name="rollouts.canary-tagger.io"} 9
 `
-	hc := parseHookMetrics(text)
+	m, err := webhooktest.ParseFamilies([]byte(text), requestsMetric, failOpenMetric)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := hookCountsOf(m)
 	if got := hc.requests[RolloutHook]; got != 7 {
 		t.Errorf("rollout requests %g, want 7", got)
 	}

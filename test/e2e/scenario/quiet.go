@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os/exec"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -14,6 +13,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/watch"
+
+	"github.com/canary-tagger/canary-tagger/webhook/webhooktest"
 )
 
 // Bounds for the idle window. A controller and a mutating webhook that
@@ -257,37 +258,24 @@ type hookCounts struct {
 // (apiserver_admission_webhook_request_total) and fail-open count
 // (apiserver_admission_webhook_fail_open_count).
 func (s *Scenario) hookMetrics(ctx context.Context) (hookCounts, error) {
-	raw, err := s.cs.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	m, err := webhooktest.ScrapeAPIServer(ctx, s.cs.CoreV1().RESTClient(), requestsMetric, failOpenMetric)
 	if err != nil {
-		return hookCounts{}, fmt.Errorf("apiserver /metrics: %w", err)
+		return hookCounts{}, err
 	}
-	return parseHookMetrics(string(raw)), nil
+	return hookCountsOf(m), nil
 }
 
-var metricName = regexp.MustCompile(`\bname="([^"]*)"`)
+const (
+	requestsMetric = "apiserver_admission_webhook_request_total"
+	failOpenMetric = "apiserver_admission_webhook_fail_open_count"
+)
 
-func parseHookMetrics(text string) hookCounts {
+// hookCountsOf sums each of canary-tagger's webhooks over the other labels.
+func hookCountsOf(m webhooktest.Metrics) hookCounts {
 	hc := hookCounts{requests: map[string]float64{}, failOpen: map[string]float64{}}
-	for _, l := range strings.Split(text, "\n") {
-		var dst map[string]float64
-		switch {
-		case strings.HasPrefix(l, "apiserver_admission_webhook_request_total{"):
-			dst = hc.requests
-		case strings.HasPrefix(l, "apiserver_admission_webhook_fail_open_count{"):
-			dst = hc.failOpen
-		default:
-			continue
-		}
-		m := metricName.FindStringSubmatch(l)
-		i := strings.LastIndexByte(l, ' ')
-		if m == nil || i < 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(l[i+1:], 64)
-		if err != nil {
-			continue
-		}
-		dst[m[1]] += v
+	for _, hook := range []string{RolloutHook, AgentPodsHook} {
+		hc.requests[hook] = m.Sum(requestsMetric, map[string]string{"name": hook})
+		hc.failOpen[hook] = m.Sum(failOpenMetric, map[string]string{"name": hook})
 	}
 	return hc
 }
