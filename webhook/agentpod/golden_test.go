@@ -117,16 +117,13 @@ func TestGolden(t *testing.T) {
 		}
 		n++
 		t.Run(filepath.Base(path), func(t *testing.T) {
-			docs, err := objtest.Docs(path)
+			doc, err := objtest.OnlyDoc(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(docs) != 1 {
-				t.Fatalf("%d documents, want 1", len(docs))
-			}
-			in := docs[0].Object
+			in := doc.Object
 			mutate, isPod := agentpod.MutateWorkload, false
-			if docs[0].Kind() == "Pod" {
+			if doc.Kind() == "Pod" {
 				mutate, isPod = agentpod.MutatePod, true
 			}
 			out, res := run(t, mutate, in, isPod)

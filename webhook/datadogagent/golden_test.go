@@ -66,14 +66,11 @@ func TestGolden(t *testing.T) {
 		}
 		seen++
 		t.Run(name, func(t *testing.T) {
-			docs, err := objtest.Docs(path)
+			doc, err := objtest.OnlyDoc(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			if len(docs) != 1 {
-				t.Fatalf("%d documents, want 1", len(docs))
-			}
-			in := docs[0].Object
+			in := doc.Object
 			out, res := run(t, in, defaults)
 			want, ok := goldenOutcomes[name]
 			if !ok {

@@ -67,6 +67,18 @@ func Docs(path string) ([]Doc, error) {
 	return docs, nil
 }
 
+// OnlyDoc reads a YAML file that must hold exactly one document.
+func OnlyDoc(path string) (Doc, error) {
+	docs, err := Docs(path)
+	if err != nil {
+		return Doc{}, err
+	}
+	if len(docs) != 1 {
+		return Doc{}, fmt.Errorf("%s: %d documents, want 1", path, len(docs))
+	}
+	return docs[0], nil
+}
+
 // Doc is one document of a YAML stream.
 type Doc struct {
 	Index  int
